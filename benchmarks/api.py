@@ -1,0 +1,317 @@
+"""The plugin API: the method and experiment contracts and their registration decorators.
+
+This module sits at the bottom of the harness and imports nothing else of it, so that a
+third-party package (or ``baselines/``) can depend on it alone. Decorators only attach a
+spec to the class or function they decorate; discovery (``benchmarks.registry``) finds the
+decorated objects through the entry-point groups below, so there is no global registry
+to mutate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+METHOD_GROUP = "isnet_benchmarks.methods"
+EXPERIMENT_GROUP = "isnet_benchmarks.experiments"
+SCALES = ("smoke", "cpu", "paper")
+
+
+# --------------------------------------------------------------------------- data contract
+@dataclass(frozen=True)
+class Batch:
+    """A training or evaluation batch.
+
+    images: float32 ``[B, C, H, W]`` in ``[0, 1]``; labels: int64 ``[B]``;
+    masks: float32 ``[B, 1, H, W]`` of 0/1 foreground (``None`` when the data has none);
+    groups: int64 ``[B]`` source / bias-group tag.
+    """
+
+    images: Tensor
+    labels: Tensor
+    masks: Tensor | None
+    groups: Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(move(self.images), move(self.labels), move(self.masks), move(self.groups))
+
+
+class TensorSplit(Dataset):
+    """An in-memory split: images stored as uint8 (or float) tensors, batched without copies.
+
+    ``__getitem__`` yields the sample dict of the data contract (``image``, ``label``,
+    ``group`` and, when masks exist, ``mask``); ``batch(indices)`` builds a :class:`Batch`
+    directly, which is what the harness uses for speed.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        masks: Tensor | None = None,
+        groups: Tensor | None = None,
+        group_names: Sequence[str] = (),
+    ) -> None:
+        if images.ndim != 4:
+            raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
+        n = images.shape[0]
+        if labels.shape != (n,):
+            raise ValueError(f"labels must be [N]={n}, got {tuple(labels.shape)}")
+        if masks is not None and masks.shape != (n, 1, *images.shape[2:]):
+            raise ValueError(f"masks must be [N, 1, H, W], got {tuple(masks.shape)}")
+        self.images = images
+        self.labels = labels.long()
+        self.masks = masks
+        self.groups = torch.zeros(n, dtype=torch.long) if groups is None else groups.long()
+        self.group_names = tuple(group_names)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def _image(self, idx: Tensor | int) -> Tensor:
+        img = self.images[idx]
+        return img.float().div_(255.0) if img.dtype == torch.uint8 else img.float()
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        sample = {"image": self._image(idx), "label": int(self.labels[idx]), "group": int(self.groups[idx])}
+        if self.masks is not None:
+            sample["mask"] = self.masks[idx].float()
+        return sample
+
+    def batch(self, indices: Tensor) -> Batch:
+        masks = None if self.masks is None else self.masks[indices].float()
+        return Batch(self._image(indices), self.labels[indices], masks, self.groups[indices])
+
+
+@dataclass
+class DataBundle:
+    """Everything an experiment's data recipe produces for one (profile, seed)."""
+
+    train: Dataset
+    val: Dataset
+    tests: dict[str, Dataset]
+    class_names: tuple[str, ...]
+    in_channels: int
+    image_size: int
+    checksum: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def has_masks(self) -> bool:
+        sample = self.train[0]
+        return "mask" in sample
+
+
+# --------------------------------------------------------------------------- experiments
+@dataclass(frozen=True)
+class ExperimentProfile:
+    """What one profile (smoke / cpu / paper) of an experiment uses."""
+
+    backbone: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float = 1e-3
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A registered experiment: a data recipe, its test splits and per-profile settings.
+
+    ``id_split`` names the in-distribution test split (used for model selection only via
+    the validation split, and as the reference of the bias gaps); ``shift_splits`` name the
+    splits that measure the shortcut (deceiving, external, ...).
+    """
+
+    name: str
+    build: Callable[[ExperimentProfile, int, Path], DataBundle]
+    test_splits: tuple[str, ...]
+    id_split: str
+    shift_splits: tuple[str, ...]
+    profiles: Mapping[str, ExperimentProfile]
+    summary: str = ""
+    tags: frozenset[str] = frozenset()
+
+    def profile(self, scale: str) -> ExperimentProfile:
+        if scale not in self.profiles:
+            raise KeyError(f"experiment {self.name!r} has no profile {scale!r}; it has {sorted(self.profiles)}")
+        return self.profiles[scale]
+
+
+def register_experiment(
+    name: str,
+    *,
+    test_splits: Sequence[str],
+    id_split: str,
+    shift_splits: Sequence[str],
+    profiles: Mapping[str, ExperimentProfile],
+    summary: str = "",
+    tags: Sequence[str] = (),
+) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
+    """Mark ``build(profile, seed, cache_dir) -> DataBundle`` as an experiment."""
+    if id_split not in test_splits or not set(shift_splits) <= set(test_splits):
+        raise ValueError(f"{name}: id_split and shift_splits must be among test_splits {list(test_splits)}")
+    missing = set(SCALES) - set(profiles)
+    if missing:
+        raise ValueError(f"{name}: profiles missing for {sorted(missing)}")
+
+    def decorate(build: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
+        build.__experiment_spec__ = ExperimentSpec(  # type: ignore[attr-defined]
+            name=name,
+            build=build,
+            test_splits=tuple(test_splits),
+            id_split=id_split,
+            shift_splits=tuple(shift_splits),
+            profiles=dict(profiles),
+            summary=summary,
+            tags=frozenset(tags),
+        )
+        return build
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- methods
+@dataclass(frozen=True)
+class ModelContext:
+    """What a method is built from: the task's shape and the profile's backbone factory.
+
+    ``build_backbone(num_classes)`` returns a fresh classifier for the profile (small CNN
+    at cpu scale, DenseNet121 at paper scale, ...); methods with their own architecture
+    look at ``scale`` instead.
+    """
+
+    num_classes: int
+    in_channels: int
+    image_size: int
+    scale: str
+    backbone: str
+    build_backbone: Callable[[int], nn.Module]
+    class_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method's name, mask need, hyper-parameter defaults and search space.
+
+    ``search_space`` maps a hyper-parameter to a list of choices or to
+    ``("loguniform", low, high)`` / ``("uniform", low, high)``.
+    ``applies_to(tags)`` returns ``None`` when the method applies to an experiment with
+    those tags, else the reason it does not.
+    """
+
+    name: str
+    cls: type
+    needs_masks: bool
+    defaults: Mapping[str, Any]
+    search_space: Mapping[str, Any]
+    summary: str = ""
+    applies_to: Callable[[frozenset[str]], str | None] | None = None
+
+    def reason_not_applicable(self, tags: frozenset[str]) -> str | None:
+        return None if self.applies_to is None else self.applies_to(tags)
+
+
+def register_method(
+    name: str,
+    *,
+    needs_masks: bool,
+    defaults: Mapping[str, Any] | None = None,
+    search_space: Mapping[str, Any] | None = None,
+    summary: str = "",
+    applies_to: Callable[[frozenset[str]], str | None] | None = None,
+) -> Callable[[type[Method]], type[Method]]:
+    """Mark a :class:`Method` subclass as a benchmark method (timm-style decorator)."""
+
+    def decorate(cls: type[Method]) -> type[Method]:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register_method({name!r}) must decorate a Method subclass, got {cls!r}")
+        doc = summary or ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+        cls.spec = MethodSpec(
+            name=name,
+            cls=cls,
+            needs_masks=needs_masks,
+            defaults=dict(defaults or {}),
+            search_space=dict(search_space or {}),
+            summary=doc,
+            applies_to=applies_to,
+        )
+        return cls
+
+    return decorate
+
+
+class Method(nn.Module, ABC):
+    """One benchmark method. Subclass, implement the abstract members, decorate with
+    :func:`register_method`, and declare the module in the ``isnet_benchmarks.methods``
+    entry-point group.
+
+    The harness builds ``cls(ctx, **hparams)``, calls ``configure_optimizer()`` once, then
+    per batch ``training_step(batch)`` and back-propagates its ``"loss"``. Test-time
+    predictions come from ``predict`` (logits), heatmaps from ``explain``, and the module
+    deployed at test time from ``export``.
+    """
+
+    spec: ClassVar[MethodSpec]
+
+    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
+        super().__init__()
+        unknown = set(hparams) - set(self.spec.defaults)
+        if unknown:
+            raise TypeError(f"{self.spec.name}: unknown hyper-parameters {sorted(unknown)}; "
+                            f"known: {sorted(self.spec.defaults)}")
+        self.ctx = ctx
+        self.hparams: dict[str, Any] = {**self.spec.defaults, **hparams}
+
+    @abstractmethod
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        """Return ``{"loss": scalar, "logits": [B, K], <other named loss terms>}``."""
+
+    @abstractmethod
+    def export(self) -> nn.Module:
+        """The plain module used at test time (image in, logits out)."""
+
+    def predict(self, images: Tensor) -> Tensor:
+        """Logits ``[B, K]`` for images ``[B, C, H, W]``."""
+        return self.export()(images)
+
+    def explain(self, images: Tensor, target: Tensor) -> Tensor:
+        """The method's own heatmap for class ``target`` ([B] int), shape ``[B, C|1, H, W]``.
+
+        The default is input x gradient of the target logit; methods override it with the
+        explanation they are built around (LRP, Grad-CAM, attention, ...).
+        """
+        model = self.export()
+        x = images.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(x)
+            score = logits.gather(1, target.view(-1, 1)).sum()
+            (grad,) = torch.autograd.grad(score, x)
+        return (grad * x).detach()
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser; the default is Adam at ``hparams['lr']`` (1e-3 when absent)."""
+        return torch.optim.Adam(self.parameters(), lr=float(self.hparams.get("lr", 1e-3)))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for per-epoch schedules (warm-ups, calibration); default does nothing."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Non-parameter state to checkpoint (e.g. tuned loss constants)."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""

@@ -1,0 +1,174 @@
+"""Command line: ``python -m benchmarks {run,report,list,masks}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.api import SCALES
+from benchmarks.registry import UnknownNameError, discover_experiments, discover_methods, select
+
+DEFAULT_OUT = Path("runs")
+DEFAULT_CACHE = Path(os.environ.get("ISNET_BENCHMARKS_CACHE", "datasets/cache"))
+USER_DATA_TAG = "user-data"
+DATA_ENV = "ISNET_BENCHMARKS_DATA"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="train and evaluate a grid of runs (resumable)")
+    run.add_argument("--all", action="store_true", help="every method on every default experiment")
+    run.add_argument("--methods", nargs="+", default=[], metavar="NAME", help="method names or glob patterns")
+    run.add_argument("--experiments", nargs="+", default=[], metavar="NAME", help="experiment names or patterns")
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--profile", choices=SCALES, default="cpu")
+    run.add_argument("--n-hparams", type=int, default=1, help="hyper-parameter draws per method (0 = defaults)")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run records go (default: runs/)")
+    run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache")
+    run.add_argument("--data-root", type=Path, help=f"root of the real collections (or set {DATA_ENV})")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine (process pool)")
+    run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    run.add_argument("--slurm-partition", help="SLURM partition (with --executor slurm)")
+    run.add_argument("--slurm-time", type=int, default=240, help="minutes per job (with --executor slurm)")
+    run.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job (with --executor slurm)")
+    run.add_argument("--dry-run", action="store_true", help="print the grid and exit")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    report = commands.add_parser("report", help="turn run records into tables and figures")
+    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder holding runs/ (default: runs/)")
+    report.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes")
+    report.add_argument("--no-figures", action="store_true")
+
+    commands.add_parser("list", help="list registered methods and experiments")
+
+    masks = commands.add_parser("masks", help="train a lung segmenter / write predicted masks")
+    try:
+        from benchmarks import masks_cli
+    except ImportError:  # the data tools are optional at import time
+        masks.set_defaults(masks_unavailable=True)
+    else:
+        masks_cli.add_arguments(masks)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list()
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            from benchmarks.report import build_report
+
+            return build_report(args.out, args.reports, figures=not args.no_figures)
+        if args.command == "masks":
+            from benchmarks import masks_cli
+
+            return masks_cli.main(args)
+    except (UnknownNameError, FileNotFoundError, PermissionError, NotADirectoryError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def cmd_list() -> int:
+    methods = discover_methods()
+    experiments = discover_experiments()
+    print("Methods (name | needs masks | summary):")
+    for name, spec in methods.items():
+        print(f"  {name:<22} {'yes' if spec.needs_masks else 'no ':<4} {spec.summary}")
+    print("\nExperiments (name | test splits | summary):")
+    for name, exp in experiments.items():
+        note = f"  [needs {DATA_ENV}]" if USER_DATA_TAG in exp.tags else ""
+        print(f"  {name:<22} {', '.join(exp.test_splits):<36} {exp.summary}{note}")
+        for method_name, spec in methods.items():
+            reason = spec.reason_not_applicable(exp.tags)
+            if reason:
+                print(f"  {'':<22}   not run: {method_name} ({reason})")
+    return 0
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any training when run records could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"--out {folder} is not writable: {err.strerror or err}") from err
+
+
+def _resolve_device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks import grid, runner
+
+    if not (args.all or args.methods or args.experiments):
+        raise ValueError("choose what to run: --all, or --methods and/or --experiments")
+    if args.data_root:
+        os.environ[DATA_ENV] = str(args.data_root)
+    all_methods = discover_methods()
+    all_experiments = discover_experiments()
+    method_names = select(all_methods, args.methods or ["*"], "method")
+    if args.experiments:
+        experiment_names = select(all_experiments, args.experiments, "experiment")
+    else:
+        have_data = bool(os.environ.get(DATA_ENV))
+        experiment_names = [n for n, e in all_experiments.items() if have_data or USER_DATA_TAG not in e.tags]
+        left_out = sorted(set(all_experiments) - set(experiment_names))
+        if left_out:
+            print(f"not running {', '.join(left_out)}: set {DATA_ENV} or --data-root to the real collections")
+    if args.n_hparams < 1:
+        raise ValueError("--n-hparams must be at least 1")
+    check_writable(args.out)
+    tasks, skipped = grid.expand(
+        {n: all_experiments[n] for n in experiment_names},
+        {n: all_methods[n] for n in method_names},
+        args.seeds,
+        args.profile,
+        args.n_hparams,
+        args.out.resolve(),
+        args.cache_dir.resolve(),
+        _resolve_device(args.device),
+    )
+    for skip in skipped:
+        print(f"skip {skip.experiment}/{skip.method}: {skip.reason}")
+    todo, done = runner.pending(tasks)
+    print(f"{len(tasks)} runs in the grid ({args.profile} profile): {len(done)} done, {len(todo)} to run")
+    if args.dry_run:
+        for task in todo:
+            print(f"  would run {task.label}  -> {runner.run_dir(task).path}")
+        return 0
+    started = time.perf_counter()
+    show = not args.no_progress
+    if args.executor == "slurm":
+        params = {"timeout_min": args.slurm_time, "cpus_per_task": 2, "gpus_per_node": args.slurm_gpus}
+        if args.slurm_partition:
+            params["slurm_partition"] = args.slurm_partition
+        outcomes = runner.run_slurm(todo, args.out / "slurm", None, params)
+    elif args.jobs > 1:
+        outcomes = runner.run_pool(todo, args.jobs, show_progress=show)
+    else:
+        outcomes = runner.run_serial(todo, show_progress=show)
+    elapsed = time.perf_counter() - started
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
+    print(f"finished in {elapsed:.1f} s: {counts['ok']} ok, {counts['failed']} failed, {counts['error']} errors")
+    for outcome in outcomes:
+        if outcome.status in ("failed", "error"):
+            print(f"  {outcome.status}: {outcome.task.label}: {outcome.message}")
+    return 1 if counts["error"] else 0

@@ -1,0 +1,1 @@
+"""Data recipes: bias injection, bundled real images, synthetic chest X-rays, galleries."""

@@ -1,0 +1,46 @@
+"""Evaluation of one test split: classification, explanation (heatmap) and bias metrics.
+
+Pure functions on arrays (numpy or torch); no model, no I/O. See DESIGN.md, "Contracts".
+"""
+
+from benchmarks.evaluation.bias import (
+    biased_deceiving_gap,
+    in_distribution_external_gap,
+    split_gap,
+)
+from benchmarks.evaluation.classification import (
+    AUCResult,
+    batched_confusion_matrix,
+    batched_metric,
+    classification_metrics,
+    confusion_matrix,
+    macro_ovr_auc,
+    predicted_labels,
+    scores_from_confusion,
+    to_probabilities,
+)
+from benchmarks.evaluation.explanation import (
+    background_relevance_share,
+    explanation_metrics,
+    pointing_game,
+    relevance_inside_mask,
+)
+
+__all__ = [
+    "AUCResult",
+    "background_relevance_share",
+    "batched_confusion_matrix",
+    "batched_metric",
+    "biased_deceiving_gap",
+    "classification_metrics",
+    "confusion_matrix",
+    "explanation_metrics",
+    "in_distribution_external_gap",
+    "macro_ovr_auc",
+    "pointing_game",
+    "predicted_labels",
+    "relevance_inside_mask",
+    "scores_from_confusion",
+    "split_gap",
+    "to_probabilities",
+]

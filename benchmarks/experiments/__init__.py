@@ -1,0 +1,1 @@
+"""Experiment recipes registered with ``benchmarks.api.register_experiment``."""

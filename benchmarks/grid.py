@@ -1,0 +1,75 @@
+"""The run grid: experiments x methods x seeds x hyper-parameter draws, under one profile.
+
+Hyper-parameter draw 0 is the method's defaults; draws 1..n-1 are sampled from its search
+space by a generator seeded with the draw index and the method name, so a sweep is the
+same on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.api import ExperimentSpec, MethodSpec
+from benchmarks.training import RunTask
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A grid cell left out, with the reason (shown by ``run`` and ``list``)."""
+
+    experiment: str
+    method: str
+    reason: str
+
+
+def sample_hparams(spec: MethodSpec, index: int) -> dict[str, Any]:
+    """Draw ``index`` of the method's search space (draw 0 = defaults)."""
+    params = dict(spec.defaults)
+    if index == 0:
+        return params
+    seed = int.from_bytes(hashlib.sha256(f"{spec.name}:{index}".encode()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    for name, space in sorted(spec.search_space.items()):
+        if isinstance(space, tuple) and space and space[0] in ("loguniform", "uniform"):
+            kind, low, high = space
+            value = math.exp(rng.uniform(math.log(low), math.log(high))) if kind == "loguniform" else rng.uniform(low, high)
+            params[name] = float(f"{value:.4g}")
+        elif isinstance(space, (list, tuple)) and space:
+            choice = space[int(rng.integers(len(space)))]
+            params[name] = choice.item() if isinstance(choice, np.generic) else choice
+        else:
+            raise ValueError(f"{spec.name}: search space of {name!r} must be a list or ('loguniform'|'uniform', lo, hi)")
+    return params
+
+
+def expand(
+    experiments: Mapping[str, ExperimentSpec],
+    methods: Mapping[str, MethodSpec],
+    seeds: Sequence[int],
+    profile: str,
+    n_hparams: int,
+    out: Path,
+    cache_dir: Path,
+    device: str,
+) -> tuple[list[RunTask], list[Skipped]]:
+    """All runs of the grid, and the (experiment, method) pairs that do not apply."""
+    tasks: list[RunTask] = []
+    skipped: list[Skipped] = []
+    for exp in experiments.values():
+        for method in methods.values():
+            reason = method.reason_not_applicable(exp.tags)
+            if reason:
+                skipped.append(Skipped(exp.name, method.name, reason))
+                continue
+            for index in range(n_hparams):
+                hparams = sample_hparams(method, index)
+                for seed in seeds:
+                    tasks.append(RunTask(exp.name, method.name, seed, profile, hparams, index, out, cache_dir, device))
+    return tasks, skipped

@@ -1,0 +1,262 @@
+"""Train one run: build data and method, train with per-epoch checkpoints, predict every
+test split, measure explanations, and write the record.
+
+A run is deterministic given its configuration: the data order of epoch ``e`` comes from a
+generator seeded by ``(seed, e)`` and the torch RNG state is checkpointed, so a run killed
+after epoch ``e`` and resumed ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from benchmarks import provenance
+from benchmarks.api import Batch, DataBundle, ExperimentSpec, Method, MethodSpec, ModelContext, TensorSplit
+from benchmarks.architectures import build_backbone
+from benchmarks.explanations import explanation_record
+from benchmarks.store import RunDir, run_path
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run is recorded as failed with this reason."""
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One cell of the grid; picklable so that any executor can ship it."""
+
+    experiment: str
+    method: str
+    seed: int
+    profile: str
+    hparams: dict[str, Any]
+    hparam_index: int
+    out: Path
+    cache_dir: Path
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The identity of the run (hashed into its folder name)."""
+        return {
+            "experiment": self.experiment,
+            "method": self.method,
+            "seed": self.seed,
+            "profile": self.profile,
+            "hparams": self.hparams,
+            "hparam_index": self.hparam_index,
+        }
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment}/{self.method}/seed{self.seed}" + (f"/h{self.hparam_index}" if self.hparam_index else "")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def iterate_batches(split: Dataset, batch_size: int, shuffle_seed: int | None) -> Iterator[Batch]:
+    """Batches of ``split``; shuffled by a generator of its own when a seed is given."""
+    generator = None
+    if shuffle_seed is not None:
+        generator = torch.Generator().manual_seed(shuffle_seed)
+    if isinstance(split, TensorSplit):
+        n = len(split)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield split.batch(order[start : start + batch_size])
+        return
+    loader = DataLoader(split, batch_size=batch_size, shuffle=generator is not None, generator=generator)
+    for sample in loader:
+        yield Batch(sample["image"], sample["label"], sample.get("mask"), sample["group"])
+
+
+def count_batches(split: Dataset, batch_size: int) -> int:
+    return math.ceil(len(split) / batch_size)
+
+
+@torch.no_grad()
+def predict_split(method: Method, split: Dataset, batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
+    """Logits, labels and groups of every image of a split, in split order."""
+    method.eval()
+    logits, labels, groups = [], [], []
+    for batch in iterate_batches(split, batch_size, shuffle_seed=None):
+        logits.append(method.predict(batch.images.to(device)).float().cpu())
+        labels.append(batch.labels)
+        groups.append(batch.groups)
+    return {
+        "logits": torch.cat(logits).numpy(),
+        "labels": torch.cat(labels).numpy(),
+        "groups": torch.cat(groups).numpy(),
+        "index": np.arange(len(split)),
+    }
+
+
+def _accuracy_and_loss(pred: dict[str, np.ndarray]) -> tuple[float, float]:
+    logits = torch.from_numpy(pred["logits"])
+    labels = torch.from_numpy(pred["labels"]).long()
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return float((logits.argmax(1) == labels).float().mean()), loss
+
+
+def build_method(spec: MethodSpec, bundle: DataBundle, scale: str, backbone: str, hparams: dict[str, Any]) -> Method:
+    ctx = ModelContext(
+        num_classes=bundle.num_classes,
+        in_channels=bundle.in_channels,
+        image_size=bundle.image_size,
+        scale=scale,
+        backbone=backbone,
+        build_backbone=lambda k: build_backbone(backbone, k, bundle.in_channels),
+        class_names=bundle.class_names,
+    )
+    return spec.cls(ctx, **hparams)
+
+
+def train_run(
+    task: RunTask,
+    experiment: ExperimentSpec,
+    method_spec: MethodSpec,
+    position: int = 0,
+    show_progress: bool = True,
+) -> str:
+    """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``)."""
+    run = RunDir(_run_path(task))
+    profile = experiment.profile(task.profile)
+    device = torch.device(task.device)
+    seed_everything(task.seed)
+    bundle = experiment.build(profile, task.seed, task.cache_dir)
+    if method_spec.needs_masks and not bundle.has_masks:
+        raise ValueError(f"{task.method} needs foreground masks but {task.experiment} has none")
+    method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams).to(device)
+    optimizer = method.configure_optimizer()
+    grad_clip = method.hparams.get("grad_clip")
+
+    checkpoint = run.read_checkpoint()
+    epochs: list[dict[str, Any]] = []
+    if checkpoint is not None and checkpoint.get("config") == task.config:
+        method.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        method.load_extra_state(checkpoint.get("extra", {}))
+        torch.set_rng_state(checkpoint["torch_rng"])
+        epochs = checkpoint["epochs"]
+    else:
+        run.write_json("config.json", {**task.config, "experiment_profile": _profile_dict(profile)})
+        run.write_json("provenance.json", provenance.collect(device, bundle.checksum))
+
+    per_epoch = count_batches(bundle.train, profile.batch_size)
+    bar = tqdm(
+        total=profile.epochs * per_epoch,
+        initial=len(epochs) * per_epoch,
+        desc=task.label,
+        position=position,
+        leave=False,
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
+    try:
+        for epoch in range(len(epochs), profile.epochs):
+            started = time.perf_counter()
+            method.on_epoch_start(epoch)
+            method.train()
+            sums: dict[str, float] = {}
+            steps = 0
+            for step, batch in enumerate(iterate_batches(bundle.train, profile.batch_size, task.seed * 100_003 + epoch)):
+                out = method.training_step(batch.to(device))
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    terms = {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
+                    raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {step}: {terms}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip:
+                    torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
+                optimizer.step()
+                for key, value in out.items():
+                    if key != "logits" and value.numel() == 1:
+                        sums[key] = sums.get(key, 0.0) + float(value.detach())
+                steps += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            val_acc, val_loss = _accuracy_and_loss(predict_split(method, bundle.val, profile.batch_size, device))
+            epochs.append({
+                "epoch": epoch,
+                **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
+                "val_accuracy": val_acc,
+                "val_loss": val_loss,
+                "seconds": time.perf_counter() - started,
+            })
+            run.write_epochs(epochs)
+            run.write_checkpoint({
+                "config": task.config,
+                "model": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "extra": method.extra_state(),
+                "torch_rng": torch.get_rng_state(),
+                "epochs": epochs,
+            })
+    except TrainingDiverged as err:
+        bar.close()
+        run.write_json("summary.json", {"status": "failed", "reason": str(err), "epochs": epochs})
+        run.mark_done("failed", reason=str(err))
+        return "failed"
+    bar.close()
+    _evaluate(run, task, experiment, method, bundle, profile.batch_size, device, epochs)
+    return "ok"
+
+
+def _evaluate(
+    run: RunDir,
+    task: RunTask,
+    experiment: ExperimentSpec,
+    method: Method,
+    bundle: DataBundle,
+    batch_size: int,
+    device: torch.device,
+    epochs: list[dict[str, Any]],
+) -> None:
+    """Predict every test split, measure explanations, then write the summary and ``done``."""
+    summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {}}
+    for name in experiment.test_splits:
+        split = bundle.tests[name]
+        started = time.perf_counter()
+        pred = predict_split(method, split, batch_size, device)
+        seconds = time.perf_counter() - started
+        run.write_predictions(name, pred)
+        accuracy, loss = _accuracy_and_loss(pred)
+        summary["splits"][name] = {"accuracy": accuracy, "loss": loss, "n": len(split), "inference_seconds": seconds}
+    summary["val_accuracy"] = epochs[-1]["val_accuracy"] if epochs else float("nan")
+    record, arrays = explanation_record(method, bundle, experiment.test_splits, task.profile, device)
+    run.write_json("explanations.json", record)
+    run.write_arrays("explanations.npz", arrays)
+    run.write_json("summary.json", summary)
+    run.mark_done("ok")
+
+
+def _profile_dict(profile: Any) -> dict[str, Any]:
+    return {
+        "backbone": profile.backbone,
+        "image_size": profile.image_size,
+        "epochs": profile.epochs,
+        "batch_size": profile.batch_size,
+        "lr": profile.lr,
+        "data": dict(profile.data),
+    }
+
+
+def _run_path(task: RunTask) -> Path:
+    return run_path(task.out, task.experiment, task.method, task.seed, task.config)
