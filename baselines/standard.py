@@ -3,10 +3,15 @@
 The reference point of every comparison: DenseNet121 at paper scale (as in the ISNet
 paper), the small CNN at cpu scale, any torchvision or timm model by the profile's
 backbone name. It never sees the masks.
+
+``explain`` is LRP (``isnet.explain``: epsilon rule, z^B at the input) when the ``isnet``
+engine is installed and supports the network; otherwise input x gradient, with a warning
+naming the reason.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -38,7 +43,32 @@ class StandardClassifier(Method):
     def export(self) -> nn.Module:
         return self.model
 
+    def explain(self, images: Tensor, target: Tensor) -> Tensor:
+        return lrp_or_input_x_gradient(self.model, images, target)
+
     def configure_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
             self.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
         )
+
+
+def lrp_or_input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
+    """LRP of ``target`` by ``isnet.explain`` where the engine supports ``model``, else input x
+    gradient (the fallback is announced with a warning, never silent)."""
+    try:
+        import isnet
+
+        lrp = isnet.explain
+    except (ImportError, AttributeError):
+        lrp = None
+    if lrp is not None:
+        try:
+            return lrp(model, images, target).detach()
+        except (NotImplementedError, TypeError, ValueError) as err:
+            warnings.warn(f"isnet.explain cannot explain {type(model).__name__} ({err}); using input x gradient",
+                          stacklevel=2)
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        score = model(x).gather(1, target.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    return (grad * x).detach()

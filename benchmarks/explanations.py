@@ -53,7 +53,7 @@ def _gradcam(method: Method, x: Tensor, target: Tensor) -> Tensor:
     from captum.attr import LayerAttribution, LayerGradCam
 
     model = method.export()
-    cam = LayerGradCam(model, _last_conv(model)).attribute(x, target=target, relu_attribute_to_input=False)
+    cam = LayerGradCam(model, _last_conv(model)).attribute(x, target=target)
     return LayerAttribution.interpolate(F.relu(cam), x.shape[-2:], interpolate_mode="bilinear")
 
 

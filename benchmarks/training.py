@@ -191,7 +191,7 @@ def train_run(
                         sums[key] = sums.get(key, 0.0) + float(value.detach())
                 steps += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
             val_acc, val_loss = _accuracy_and_loss(predict_split(method, bundle.val, profile.batch_size, device))
             epochs.append({
                 "epoch": epoch,

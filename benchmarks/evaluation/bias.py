@@ -93,9 +93,7 @@ def split_gap(
             raise ValueError(f"split {split!r} has several rows for one group of {by}")
         sides.append(part)
     if not by:
-        return pd.DataFrame(
-            {m: [float(sides[0][m].iloc[0]) - float(sides[1][m].iloc[0])] for m in metrics}
-        )
+        return pd.DataFrame({m: [float(sides[0][m].iloc[0]) - float(sides[1][m].iloc[0])] for m in metrics})
     merged = sides[0].merge(sides[1], on=by, how="outer", suffixes=("__a", "__b"), indicator=True)
     unmatched = merged[merged["_merge"] != "both"]
     if len(unmatched):
@@ -109,9 +107,7 @@ def split_gap(
     return out.reset_index(drop=True)
 
 
-def biased_deceiving_gap(
-    table: Any, biased: str = "biased", deceiving: str = "deceiving", **kwargs: Any
-) -> Any:
+def biased_deceiving_gap(table: Any, biased: str = "biased", deceiving: str = "deceiving", **kwargs: Any) -> Any:
     """``split_gap(table, biased, deceiving)``: the drop from the biased to the deceiving test."""
     return split_gap(table, biased, deceiving, **kwargs)
 

@@ -81,10 +81,7 @@ def to_probabilities(scores: Any, kind: ScoreKind = "auto") -> np.ndarray:
     if s.ndim != 2:
         raise ValueError(f"scores must be [N, K], got shape {s.shape}")
     if kind == "auto":
-        is_prob = bool(
-            s.size == 0
-            or (np.all((s >= 0) & (s <= 1)) and np.allclose(s.sum(axis=1), 1.0, atol=1e-4))
-        )
+        is_prob = bool(s.size == 0 or (np.all((s >= 0) & (s <= 1)) and np.allclose(s.sum(axis=1), 1.0, atol=1e-4)))
         kind = "probabilities" if is_prob else "logits"
     if kind == "logits":
         return softmax(s, axis=1)

@@ -56,9 +56,7 @@ class Interval:
 
 
 # ------------------------------------------------------------------------------ bootstrap
-def stratified_bootstrap_indices(
-    strata: Any, n_resamples: int, rng: np.random.Generator
-) -> np.ndarray:
+def stratified_bootstrap_indices(strata: Any, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Resample indices ``[n_resamples, N]``: within each stratum, draw as many samples as it
     has, with replacement, so every resample keeps the strata sizes (e.g. the class counts).
     Columns are grouped by stratum (sorted stratum values), which metrics of the resampled
@@ -106,9 +104,7 @@ def bootstrap_distribution(
     return np.concatenate(parts)
 
 
-def _percentile_interval(
-    dist: np.ndarray, level: float
-) -> tuple[float, float, float, int]:
+def _percentile_interval(dist: np.ndarray, level: float) -> tuple[float, float, float, int]:
     ok = ~np.isnan(dist)
     dropped = int((~ok).sum())
     if not ok.any():

@@ -126,9 +126,7 @@ def mcnemar_from_counts(
     return PairedTest(estimate, float(stat), min(p, 1.0), desc, n=n, details=details)
 
 
-def mcnemar(
-    correct_a: Any, correct_b: Any, *, method: McNemarMethod = "exact", correction: bool = True
-) -> PairedTest:
+def mcnemar(correct_a: Any, correct_b: Any, *, method: McNemarMethod = "exact", correction: bool = True) -> PairedTest:
     """McNemar's test on paired correctness vectors (``[N]`` booleans: was model A / B right on
     image i). ``estimate`` is the accuracy difference A - B. See :func:`mcnemar_from_counts`."""
     a = to_numpy(correct_a).astype(bool)
@@ -159,9 +157,7 @@ def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return v10, v01
 
 
-def _delong_components(
-    y: np.ndarray, scores: np.ndarray, classes: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray]:
+def _delong_components(y: np.ndarray, scores: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Macro OvR AUC over ``classes`` for each model, and the covariance of those AUCs.
 
     ``scores [M, N, K]``. Returns ``auc [M]`` and ``cov [M, M]`` (see the module docstring).
@@ -222,7 +218,11 @@ def delong_test(labels: Any, scores_a: Any, scores_b: Any, *, level: float = 0.9
         )
     if counts.min() < 2:
         return PairedTest(
-            NAN, NAN, NAN, what + ": undefined, a class has fewer than 2 samples", level=level,
+            NAN,
+            NAN,
+            NAN,
+            what + ": undefined, a class has fewer than 2 samples",
+            level=level,
             n=len(y),
         )
     auc, cov = _delong_components(y, scores, classes)
@@ -307,8 +307,7 @@ def paired_bootstrap(
         method += f"; {int((~ok).sum())} resamples with an undefined metric dropped"
     estimate = est_a - est_b
     if d.size == 0:
-        return PairedTest(estimate, NAN, NAN, method, level=level, n=len(y),
-                          estimate_a=est_a, estimate_b=est_b)
+        return PairedTest(estimate, NAN, NAN, method, level=level, n=len(y), estimate_a=est_a, estimate_b=est_b)
     alpha = 1 - level
     low, high = (float(v) for v in np.quantile(d, [alpha / 2, 1 - alpha / 2]))
     below = (1 + int(np.sum(d <= 0))) / (d.size + 1)
@@ -317,8 +316,17 @@ def paired_bootstrap(
     sd = float(np.std(d, ddof=1)) if d.size > 1 else NAN
     stat = estimate / sd if sd and sd > 0 else (0.0 if estimate == 0 else NAN)
     return PairedTest(
-        estimate, stat, p, method, low=low, high=high, level=level, n=len(y),
-        estimate_a=est_a, estimate_b=est_b, details=(("bootstrap_sd", sd),),
+        estimate,
+        stat,
+        p,
+        method,
+        low=low,
+        high=high,
+        level=level,
+        n=len(y),
+        estimate_a=est_a,
+        estimate_b=est_b,
+        details=(("bootstrap_sd", sd),),
     )
 
 

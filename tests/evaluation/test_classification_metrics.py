@@ -41,9 +41,7 @@ def test_matches_sklearn_on_a_random_three_class_split():
     assert out["f1_macro"] == pytest.approx(f)
     per_class = skm.f1_score(labels, pred, average=None)
     assert [out["f1_normal"], out["f1_covid_19"], out["f1_pneumonia"]] == pytest.approx(per_class)
-    assert out["auc_macro_ovr"] == pytest.approx(
-        skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro")
-    )
+    assert out["auc_macro_ovr"] == pytest.approx(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
     for c, key in enumerate(["normal", "covid_19", "pneumonia"]):
         assert out[f"auc_{key}"] == pytest.approx(skm.roc_auc_score(labels == c, probs[:, c]))
     assert all(isinstance(v, float) for v in out.values())
@@ -85,8 +83,14 @@ def test_binary_auc_uses_the_positive_class_score_even_from_logits():
 def test_absent_class_gives_nan_auc_with_a_reason_and_is_left_out_of_macro_f1():
     labels = np.array([0, 0, 1, 1, 0, 1])  # class 2 absent
     probs = np.array(
-        [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1],
-         [0.3, 0.6, 0.1]]
+        [
+            [0.8, 0.1, 0.1],
+            [0.6, 0.3, 0.1],
+            [0.2, 0.7, 0.1],
+            [0.1, 0.2, 0.7],
+            [0.5, 0.4, 0.1],
+            [0.3, 0.6, 0.1],
+        ]
     )
     res = macro_ovr_auc(labels, probs, NAMES3)
     assert math.isnan(res.value)
@@ -134,7 +138,8 @@ def test_batched_scores_equal_the_per_split_metrics():
     cm = batched_confusion_matrix(labels, preds, 3)
     scores = scores_from_confusion(cm)
     for b in range(7):
-        np.testing.assert_array_equal(cm[b], skm.confusion_matrix(labels[b], preds[b], labels=[0, 1, 2]))
+        expected = skm.confusion_matrix(labels[b], preds[b], labels=[0, 1, 2])
+        np.testing.assert_array_equal(cm[b], expected)
         one_hot = np.eye(3)[preds[b]] + 1e-3  # probabilities whose argmax is preds[b]
         out = classification_metrics(labels[b], one_hot / one_hot.sum(1, keepdims=True), NAMES3)
         for key in ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro"):

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from benchmarks.data.cache import cached, file_fingerprint
+from benchmarks.data.cache import cached, file_fingerprint, fingerprint
 
 DATA_ENV = "ISNET_BENCHMARKS_DATA"
 ZIP_SEP = "::"
@@ -307,7 +307,7 @@ STATUS_CODES = {"ok": 0, "bad_image": 1, "bad_mask": 2}
 def build_tensors(
     records: Sequence[Record],
     size: int,
-    cache_dir: Path | str,
+    cache_dir: Path | str | None,
     recipe: str,
     *,
     on_bad: str = "error",
@@ -321,7 +321,8 @@ def build_tensors(
     record order. ``on_bad="error"`` (default) raises on the first unreadable image or
     empty / unreadable mask, naming the file; ``"skip"`` drops such an image (status 1)
     or keeps the image without its mask (status 2). The key is a SHA-256 of the recipe,
-    the parameters and every source file's (path, size, mtime).
+    the parameters and every source file's (path, size, mtime); ``cache_dir=None`` builds
+    without storing.
     """
     if on_bad not in ON_BAD:
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
@@ -350,6 +351,8 @@ def build_tensors(
             _fill(map(load, records), images, masks, has_mask, status)
         return {"images": images, "masks": masks, "has_mask": has_mask, "status": status}
 
+    if cache_dir is None:
+        return build(), fingerprint({"recipe": recipe, **description})
     return cached(Path(cache_dir), recipe, description, build)
 
 
@@ -357,7 +360,7 @@ def _fill(results: Iterable, images: Tensor, masks: Tensor, has_mask: Tensor, st
     for i, (img, mask, st) in enumerate(results):
         status[i] = STATUS_CODES[st]
         if img is not None:
-            images[i, 0] = torch.from_numpy(np.ascontiguousarray(img))
+            images[i, 0] = torch.from_numpy(np.array(img, dtype=np.uint8))
         if mask is not None:
             masks[i, 0] = torch.from_numpy(mask.astype(np.uint8))
             has_mask[i] = True

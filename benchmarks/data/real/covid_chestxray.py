@@ -102,6 +102,7 @@ def load(
     bump = lambda k: stats.__setitem__(k, stats.get(k, 0) + 1)  # noqa: E731
     v7_map = v7_masks(root, v7) if masks in ("auto", "v7") else {}
     v7_by_stem = {PurePosixPath(k).stem: v for k, v in v7_map.items()}
+    v7_refs = set(v7_map.values())
     vae_dir = root / "annotations" / "lungVAE-masks"
     view_set = {v.lower() for v in views}
     records: list[Record] = []
@@ -133,7 +134,7 @@ def load(
                     if (vae_dir / name).is_file():
                         mask = str(vae_dir / name)
                         break
-            bump("mask_v7" if mask and mask in v7_map.values() else "mask_lungvae" if mask else "missing_mask")
+            bump("mask_v7" if mask in v7_refs else "mask_lungvae" if mask else "missing_mask")
             records.append(Record(str(image), label, (mask,) if mask else None, SOURCE, row["patientid"].strip() or None))
     if not records:
         raise LayoutError(f"{SOURCE}: no frontal X-ray with a usable finding in {meta}. Expected layout:\n{LAYOUT}")

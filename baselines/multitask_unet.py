@@ -1,0 +1,195 @@
+"""Multi-task U-Net: one U-Net whose encoder feeds a classification head at the bottleneck
+while its decoder segments the foreground mask.
+
+Architecture (ISNet paper, section 5 of the reference notes): the U-Net encoder; at the
+bottleneck an adaptive average pool to 7x7, FC 4096, FC 4096, FC K (ReLU and dropout
+between, VGG style); the decoder predicts the mask. Scales:
+
+======  ================================  ==========  ===========
+scale   U-Net widths (levels)             pool        FC widths
+======  ================================  ==========  ===========
+paper   64, 128, 256, 512, 1024           7x7         4096, 4096
+cpu     16, 32, 64, 128                   4x4         256, 256
+smoke   8, 16, 32                         2x2         32, 32
+======  ================================  ==========  ===========
+
+Levels are dropped from the deep end when the image side is not divisible by
+``2 ** (levels - 1)`` (a 28 px image gets 3 levels), so any profile size works.
+
+Loss: ``CE + w_seg * (BCE + Dice)`` with ``w_seg = 1`` by default: BCE on the decoder's
+logits against the 0/1 mask (mean over pixels) plus the soft Dice loss ``1 - (2|P.M| + 1) /
+(|P| + |M| + 1)`` per image (mean over the batch), so the segmentation term is on the same
+scale as cross-entropy at initialisation (about 0.7 + 0.5). ``w_seg`` is searched over
+{0.1, 0.3, 1, 3}. The authors' exact weights were not available; these are ours.
+
+At test time only the classification path runs: ``export`` returns it as a plain
+``nn.Sequential`` (encoder blocks, max-pools, head) sharing the trained weights, which the
+LRP engine can walk; ``explain`` is LRP on it (input x gradient where the engine is absent).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.architectures import UNet
+
+# per scale: U-Net widths, bottleneck pool side, hidden FC width
+_CONFIGS: dict[str, tuple[tuple[int, ...], int, int]] = {
+    "smoke": ((8, 16, 32), 2, 32),
+    "cpu": ((16, 32, 64, 128), 4, 256),
+    "paper": ((64, 128, 256, 512, 1024), 7, 4096),
+}
+
+
+def unet_widths_for(image_size: int, widths: tuple[int, ...]) -> tuple[int, ...]:
+    """The longest prefix of ``widths`` whose U-Net accepts ``image_size`` (at least 2 levels)."""
+    levels = len(widths)
+    while levels > 2 and image_size % (2 ** (levels - 1)):
+        levels -= 1
+    if image_size % (2 ** (levels - 1)):
+        raise ValueError(f"image side {image_size} must be even for a U-Net")
+    return tuple(widths[:levels])
+
+
+def segmentation_loss(seg_logits: Tensor, masks: Tensor, smooth: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(BCE, soft Dice loss) of segmentation logits ``[B, 1, H, W]`` against 0/1 masks."""
+    bce = F.binary_cross_entropy_with_logits(seg_logits, masks)
+    prob = torch.sigmoid(seg_logits).flatten(1)
+    target = masks.flatten(1)
+    dice = 1.0 - (2.0 * (prob * target).sum(1) + smooth) / (prob.sum(1) + target.sum(1) + smooth)
+    return bce, dice.mean()
+
+
+class MultiTaskUNet(nn.Module):
+    """U-Net with a classification head on the bottleneck; ``forward`` returns
+    ``(class logits [B, K], segmentation logits [B, 1, H, W])``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        widths: tuple[int, ...],
+        pool: int,
+        hidden: int,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.unet = UNet(in_channels, 1, widths)
+        c = self.unet.bottleneck_channels
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(pool),
+            nn.Flatten(),
+            nn.Linear(c * pool * pool, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features, skips = self.unet.encode(x)
+        return self.head(features), self.unet.decode(features, skips)
+
+    def classifier(self) -> nn.Sequential:
+        """The classification path alone as a plain Sequential (shares the weights)."""
+        layers: list[nn.Module] = []
+        for i, block in enumerate(self.unet.down):
+            layers.append(block)
+            if i < len(self.unet.down) - 1:
+                layers.append(nn.MaxPool2d(2))
+        return nn.Sequential(*layers, *self.head)
+
+
+@register_method(
+    "multitask_unet",
+    needs_masks=True,
+    defaults={"lr": 1e-3, "weight_decay": 0.0, "w_seg": 1.0, "dropout": 0.5},
+    search_space={
+        "lr": ("loguniform", 1e-4, 3e-3),
+        "w_seg": [0.1, 0.3, 1.0, 3.0],
+        "dropout": [0.0, 0.5],
+    },
+    summary="Multi-task U-Net: classification head at the bottleneck, decoder segments the mask",
+)
+class MultiTaskUNetMethod(Method):
+    """Multi-task U-Net: classification head at the bottleneck, decoder segments the mask."""
+
+    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
+        super().__init__(ctx, **hparams)
+        widths, pool, hidden = _CONFIGS[ctx.scale]
+        self.net = MultiTaskUNet(
+            ctx.in_channels,
+            ctx.num_classes,
+            unet_widths_for(ctx.image_size, widths),
+            pool,
+            hidden,
+            float(self.hparams["dropout"]),
+        )
+
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.masks is None:
+            raise ValueError("multitask_unet needs foreground masks to train its decoder")
+        logits, seg_logits = self.net(batch.images)
+        ce = F.cross_entropy(logits, batch.labels)
+        bce, dice = segmentation_loss(seg_logits, batch.masks)
+        loss = ce + float(self.hparams["w_seg"]) * (bce + dice)
+        return {
+            "loss": loss,
+            "logits": logits,
+            "cross_entropy": ce.detach(),
+            "seg_bce": bce.detach(),
+            "seg_dice": dice.detach(),
+        }
+
+    def export(self) -> nn.Module:
+        # a view sharing self.net's layers, kept out of the module tree (one copy in the state
+        # dict) and built once (so the LRP engine traces it once); its own train/eval flag
+        # follows the network's
+        view = self.__dict__.get("_classifier_view")
+        if view is None:
+            view = self.net.classifier()
+            object.__setattr__(self, "_classifier_view", view)
+        view.training = self.net.training
+        return view
+
+    def segment(self, images: Tensor) -> Tensor:
+        """Foreground probability ``[B, 1, H, W]`` from the decoder."""
+        return torch.sigmoid(self.net(images)[1])
+
+    def explain(self, images: Tensor, target: Tensor) -> Tensor:
+        return _lrp_or_input_x_gradient(self.export(), images, target)
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.net.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
+        )
+
+
+def _lrp_or_input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
+    """LRP of ``target`` by ``isnet.explain`` where the engine supports ``model``, else input x
+    gradient (a warning names why, when the engine is present but refuses the network)."""
+    try:
+        import isnet
+
+        lrp = isnet.explain
+    except (ImportError, AttributeError):
+        lrp = None
+    if lrp is not None:
+        try:
+            return lrp(model, images, target).detach()
+        except (NotImplementedError, TypeError, ValueError) as err:
+            warnings.warn(f"isnet.explain cannot explain {type(model).__name__} ({err}); using input x gradient",
+                          stacklevel=2)
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        score = model(x).gather(1, target.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    return (grad * x).detach()

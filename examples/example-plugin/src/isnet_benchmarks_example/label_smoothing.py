@@ -1,0 +1,41 @@
+"""Label smoothing (Szegedy et al. 2016) as an out-of-tree benchmark method.
+
+It needs no masks and changes only the loss, which makes it a short, complete template:
+subclass ``Method``, decorate it with ``register_method``, declare the module in the
+``isnet_benchmarks.methods`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmarks.api import Batch, Method, ModelContext, register_method
+
+
+@register_method(
+    "label_smoothing",
+    needs_masks=False,
+    defaults={"lr": 1e-3, "smoothing": 0.1},
+    search_space={"lr": ("loguniform", 1e-4, 3e-3), "smoothing": [0.05, 0.1, 0.2]},
+)
+class LabelSmoothing(Method):
+    """Standard classifier trained with label-smoothed cross-entropy."""
+
+    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
+        super().__init__(ctx, **hparams)
+        self.model = ctx.build_backbone(ctx.num_classes)
+
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        logits = self.model(batch.images)
+        loss = F.cross_entropy(logits, batch.labels, label_smoothing=float(self.hparams["smoothing"]))
+        return {"loss": loss, "logits": logits}
+
+    def export(self) -> nn.Module:
+        return self.model
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=float(self.hparams["lr"]))

@@ -1,0 +1,186 @@
+"""The LRP engine: one forward pass that keeps activations, then relevance through the plan.
+
+Relevance for K explanations of a batch travels together as ``[K, B, ...]`` tensors, so K
+heatmaps cost one batched backward sweep instead of K. All operations are ordinary torch
+ops: run under grad mode, the heatmaps are differentiable with respect to every weight.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from .graph import Plan, build_plan
+from .steps import RuleConfig
+
+RULES = ("epsilon", "zplus")
+INPUT_RULES = ("zb", "epsilon", "zplus")
+
+
+class LRPEngine:
+    """Differentiable LRP for one model (traced once; parameters are shared, never copied)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.plan: Plan = build_plan(model)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits and the activations the plan reads (same values as ``model(x)``)."""
+        logits, values = self.plan.gm(x)
+        return logits, dict(zip(self.plan.act_names, values))
+
+    def node_for(self, module_name: str) -> str:
+        """The graph node holding the output of module ``module_name`` (for deep supervision)."""
+        hits = [n for n, p in self.plan.paths.items() if p == module_name or p.startswith(module_name + ".")]
+        outs = {s.out for s in self.plan.steps}
+        hits = [n for n in hits if n in outs]
+        if not hits:
+            raise KeyError(f"no node with relevance inside module '{module_name}'")
+        return hits[-1]
+
+    def relevance(
+        self,
+        acts: dict[str, Tensor],
+        R_out: Tensor,
+        rule: str = "epsilon",
+        input_rule: str | None = "zb",
+        epsilon: float = 0.01,
+        bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
+        keep: Iterable[str] = (),
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Propagate ``R_out`` (``[K, B, C]`` at the logits) to the input: ``[K, B, *x.shape[1:]]``.
+
+        ``keep`` names graph nodes whose (complete) relevance is also returned.
+        """
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        input_rule = rule if input_rule is None else input_rule
+        if input_rule not in INPUT_RULES:
+            raise ValueError(f"input_rule must be one of {INPUT_RULES} or None, got {input_rule!r}")
+        x = acts[self.plan.input_name]
+        cfg = RuleConfig(rule=rule, epsilon=float(epsilon), input_rule=input_rule)
+        if input_rule == "zb":
+            cfg.low, cfg.high = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in bounds)
+            check_bounds(x, cfg.low, cfg.high)
+        keep = set(keep)
+        kept: dict[str, Tensor] = {}
+        rel: dict[str, Tensor] = {self.plan.output_name: R_out}
+        for step in reversed(self.plan.steps):
+            R = rel.pop(step.out, None)
+            if R is None:
+                continue
+            if step.out in keep:
+                kept[step.out] = R
+            for name, r in zip(step.ins, step.propagate(R, acts, cfg)):
+                if r is not None:
+                    rel[name] = rel[name] + r if name in rel else r
+        R_x = rel.get(self.plan.input_name)
+        if R_x is None:
+            R_x = x.new_zeros((R_out.shape[0], *x.shape))
+        return R_x, kept
+
+
+def check_bounds(x: Tensor, low: Tensor, high: Tensor, tol: float = 1e-5) -> None:
+    """Raise if ``x`` leaves the declared z^B box (the rule is meaningless outside it)."""
+    lo = low.reshape(1, -1, *([1] * (x.ndim - 2))) if low.ndim == 1 and x.ndim > 2 else low
+    hi = high.reshape(1, -1, *([1] * (x.ndim - 2))) if high.ndim == 1 and x.ndim > 2 else high
+    with torch.no_grad():
+        below = bool((x < lo - tol).any())
+        above = bool((x > hi + tol).any())
+    if below or above:
+        raise ValueError(
+            f"input values lie outside the z^B bounds (input range [{x.min().item():.4g}, {x.max().item():.4g}], "
+            f"bounds low={_fmt(low)}, high={_fmt(high)}): pass bounds= matching the input range "
+            "(per-channel tensors for normalised images) or input_rule='epsilon'")
+
+
+def _fmt(t: Tensor) -> str:
+    return f"{t.item():.4g}" if t.numel() == 1 else str([round(v, 4) for v in t.flatten().tolist()])
+
+
+# --------------------------------------------------------------------------- engine cache
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], LRPEngine]] = weakref.WeakKeyDictionary()
+
+
+def engine_for(model: nn.Module) -> LRPEngine:
+    """A cached engine for ``model``; re-traced if its submodules were replaced."""
+    key = tuple(id(m) for m in model.modules())
+    hit = _CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    engine = LRPEngine(model)
+    _CACHE[model] = (key, engine)
+    return engine
+
+
+def _targets(target: int | Tensor | str, logits: Tensor) -> Tensor:
+    """``[K, B]`` class indices for ``target``."""
+    b, c = logits.shape
+    if isinstance(target, str):
+        if target != "all":
+            raise ValueError(f"target must be an int, a tensor of class indices or 'all', got {target!r}")
+        return torch.arange(c, device=logits.device).view(c, 1).expand(c, b)
+    t = torch.as_tensor(target, device=logits.device).long()
+    if t.ndim == 0:
+        t = t.expand(b)
+    if t.shape != (b,):
+        raise ValueError(f"target must be a scalar or have shape [B]={b}, got {tuple(t.shape)}")
+    if bool(((t < 0) | (t >= c)).any()):
+        raise ValueError(f"target class indices must lie in [0, {c}), got {t.tolist()}")
+    return t.view(1, b)
+
+
+def explain(
+    model: nn.Module,
+    x: Tensor,
+    target: int | Tensor | str,
+    rule: str = "epsilon",
+    input_rule: str | None = "zb",
+    epsilon: float = 0.01,
+    bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
+    create_graph: bool = False,
+) -> Tensor:
+    """LRP heatmaps of ``model`` for input ``x`` (``[B, C, H, W]``).
+
+    rule: ``"epsilon"`` (LRP-epsilon everywhere), ``"zplus"`` (LRP-z+ on Conv/Linear/BN),
+    or ``"selective"`` (LRP-epsilon started from the class-selective softmax output rule).
+    input_rule: ``"zb"`` (box rule with ``bounds``), ``"epsilon"``, ``"zplus"`` or ``None``
+    (same as the layers). target: an int, a ``[B]`` tensor of class indices, or ``"all"``.
+    Returns relevance of ``x``'s shape, or ``[B, K, C, H, W]`` for ``"all"``. With
+    ``create_graph=True`` the heatmap is differentiable with respect to the weights.
+    Relevance starts at the explained (pre-softmax) logit: ``R = y * one_hot``.
+
+    In train mode BatchNorm uses batch statistics (detached in the LRP path) and updates its
+    running statistics, and Dropout is random, as in any train-mode forward; a warning says so.
+    """
+    from .rules import onehot_output, selective_output
+
+    if callable(getattr(model, "export", None)):
+        model = model.export()  # an ISNet or a benchmark method: explain its plain classifier
+    if model.training and any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) for m in model.modules()):
+        warnings.warn("isnet.explain: the model is in training mode, so BatchNorm uses (detached) batch "
+                      "statistics and updates its running statistics, and Dropout is active; call "
+                      "model.eval() for test-time heatmaps", stacklevel=2)
+    layer_rule = "epsilon" if rule == "selective" else rule
+    engine = engine_for(model)
+    with torch.set_grad_enabled(create_graph):
+        logits, acts = engine.forward(x)
+        if logits.ndim != 2:
+            raise ValueError(f"explain expects logits of shape [B, K], got {tuple(logits.shape)}")
+        idx = _targets(target, logits)
+        if rule == "selective":
+            R_out = torch.cat([selective_output(logits, t) for t in idx])
+        else:
+            R_out = onehot_output(logits, idx)
+        R, _ = engine.relevance(acts, R_out, layer_rule, input_rule, epsilon, bounds)
+    if not create_graph:
+        R = R.detach()
+    bad = int((~torch.isfinite(R)).sum())
+    if bad:
+        warnings.warn(f"isnet.explain: {bad} non-finite relevance values (check epsilon > 0 and the input)",
+                      stacklevel=2)
+    return R.transpose(0, 1) if isinstance(target, str) else R[0]

@@ -1,0 +1,184 @@
+"""``ISNet``: a classifier trained with the heatmap loss, in the original and Faster-ISNet variants.
+
+At test time only the backbone runs: ``export()`` returns it unchanged (same parameter
+objects, no hooks), so inference costs exactly what the plain classifier costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .engine import engine_for
+from .loss import gwrp, heatmap_loss_terms
+from .rules import onehot_output, selective_output
+
+VARIANTS = ("original", "dual", "selective", "stochastic", "grad_input")
+SELECTIVE_CLASSES = ("lowest", "label", "predicted")
+
+
+class ISNet(nn.Module):
+    """Wrap ``backbone`` (images in ``[0, 1]`` -> logits) for ISNet training.
+
+    variant: ``original`` (K epsilon maps, one per logit), ``dual`` (an epsilon and a z+ map
+    of the whole logit vector, separate C1/C2 per rule), ``selective`` (one map from the
+    class-selective softmax output rule for class ``selective_class``), ``stochastic`` (one
+    map: the top logit with probability 1/2, else a random other class), ``grad_input``
+    (the ablation: input-gradient x input maps of every logit).
+    ``C1``/``C2``: floats, or ``(epsilon, zplus)`` pairs for ``dual``. ``lds_layers``: module
+    names whose output relevance (summed over channels) is also penalised (LRP deep
+    supervision); the per-layer losses are combined by GWRP with ``lds_d`` (default ``d``).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        variant: str = "original",
+        *,
+        P: float = 0.7,
+        d: float = 0.9,
+        E: float = 1.0,
+        w1: float = 1.0,
+        w2: float = 3.0,
+        C1: float | Sequence[float] = 1.0,
+        C2: float | Sequence[float] = 25.0,
+        epsilon: float = 0.01,
+        input_rule: str = "zb",
+        bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
+        selective_class: str = "lowest",
+        lds_layers: Sequence[str] = (),
+        lds_d: float | None = None,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if selective_class not in SELECTIVE_CLASSES:
+            raise ValueError(f"selective_class must be one of {SELECTIVE_CLASSES}, got {selective_class!r}")
+        if lds_layers and variant == "grad_input":
+            raise ValueError("LRP deep supervision needs an LRP variant, not grad_input")
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.variant = variant
+        self.P, self.d, self.E, self.w1, self.w2 = P, d, E, w1, w2
+        self.epsilon, self.input_rule, self.bounds = epsilon, input_rule, bounds
+        self.selective_class = selective_class
+        self.lds_layers = tuple(lds_layers)
+        self.lds_d = d if lds_d is None else lds_d
+        self.constants: dict[str, tuple[float, float]] = {}
+        self.set_constants(C1, C2)
+
+    # ------------------------------------------------------------------ configuration
+    def map_names(self) -> tuple[str, ...]:
+        """Names of the heatmap groups this variant produces."""
+        return ("epsilon", "zplus") if self.variant == "dual" else ("heatmap",)
+
+    def set_constants(self, C1: float | Sequence[float], C2: float | Sequence[float]) -> None:
+        """Set C1/C2 (a pair per map group for ``dual``)."""
+        names = self.map_names()
+        c1 = list(C1) if isinstance(C1, (list, tuple)) else [C1] * len(names)
+        c2 = list(C2) if isinstance(C2, (list, tuple)) else [C2] * len(names)
+        if len(c1) != len(names) or len(c2) != len(names):
+            raise ValueError(f"{self.variant}: give one C1/C2 per map group {names}")
+        for n, a, b in zip(names, c1, c2):
+            if not 0 < float(a) <= float(b):
+                raise ValueError(f"need 0 < C1 <= C2, got C1={a}, C2={b}")
+            self.constants[n] = (float(a), float(b))
+
+    def export(self) -> nn.Module:
+        """The plain classifier used at test time (the backbone itself, weights shared)."""
+        return self.backbone
+
+    # ------------------------------------------------------------------ heatmaps
+    def _classes(self, logits: Tensor, labels: Tensor | None) -> Tensor:
+        if self.variant == "stochastic":
+            top = logits.argmax(1)
+            k = logits.shape[1]
+            other = (top + torch.randint(1, k, top.shape, device=top.device)) % k
+            keep = torch.rand(top.shape, device=top.device) < 0.5
+            return torch.where(keep, top, other)
+        if self.selective_class == "label":
+            if labels is None:
+                raise ValueError("selective_class='label' needs labels")
+            return labels
+        return logits.argmax(1) if self.selective_class == "predicted" else logits.argmin(1)
+
+    def heatmaps(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, dict[str, list[Tensor]]]:
+        """Logits and, per map group, ``[input map, *hidden maps]`` each ``[B, K, C, H, W]``.
+
+        Differentiable when grad mode is on (the second-order path of the ISNet loss).
+        """
+        if self.variant == "grad_input":
+            return self._grad_input_maps(x)
+        engine = engine_for(self.backbone)
+        logits, acts = engine.forward(x)
+        keep = [engine.node_for(name) for name in self.lds_layers]
+        b, k = logits.shape
+        groups: dict[str, tuple[str, Tensor]] = {}
+        if self.variant == "original":
+            idx = torch.arange(k, device=logits.device).view(k, 1).expand(k, b)
+            groups["heatmap"] = ("epsilon", onehot_output(logits, idx))
+        elif self.variant == "dual":
+            groups["epsilon"] = ("epsilon", logits.unsqueeze(0))
+            groups["zplus"] = ("zplus", logits.unsqueeze(0))
+        elif self.variant == "selective":
+            groups["heatmap"] = ("epsilon", selective_output(logits, self._classes(logits, None)))
+        else:
+            groups["heatmap"] = ("epsilon", onehot_output(logits, self._classes(logits, None).view(1, b)))
+        maps: dict[str, list[Tensor]] = {}
+        for name, (rule, R_out) in groups.items():
+            R, kept = engine.relevance(acts, R_out, rule, self.input_rule, self.epsilon, self.bounds, keep)
+            hidden = [kept[n].sum(2, keepdim=True).transpose(0, 1) for n in keep]
+            maps[name] = [R.transpose(0, 1), *hidden]
+        return logits, maps
+
+    def _grad_input_maps(self, x: Tensor) -> tuple[Tensor, dict[str, list[Tensor]]]:
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = self.backbone(xg)
+            b, k = logits.shape
+            eye = torch.eye(k, dtype=logits.dtype, device=logits.device).view(k, 1, k).expand(k, b, k)
+            (g,) = torch.autograd.grad(logits, xg, eye, is_grads_batched=True,
+                                       create_graph=torch.is_grad_enabled())
+        return logits, {"heatmap": [(g * xg).transpose(0, 1)]}
+
+    # ------------------------------------------------------------------ training forward
+    def forward(self, x: Tensor, masks: Tensor | None = None, labels: Tensor | None = None):
+        """Without ``masks``: the backbone's logits. With ``masks`` (``[B, 1, H, W]``): a dict
+        with ``logits``, ``heatmap_loss`` and its ``background`` / ``foreground`` terms (per
+        group for ``dual``, per layer with LDS), ``nonfinite`` and, when ``labels`` are given,
+        ``ce`` and the total ``loss = (1 - P) * ce + P * heatmap_loss``.
+        """
+        if masks is None:
+            return self.backbone(x)
+        logits, maps = self.heatmaps(x, labels)
+        out: dict[str, Tensor] = {"logits": logits}
+        group_losses, bgs, fgs, bad = [], [], [], 0
+        for name, layer_maps in maps.items():
+            c1, c2 = self.constants[name]
+            layer_losses = []
+            for i, h in enumerate(layer_maps):
+                t = heatmap_loss_terms(h, masks, self.d, self.E, c1, c2, self.w1, self.w2)
+                layer_losses.append(t.loss)
+                bad += t.nonfinite
+                if i == 0:
+                    bgs.append(t.background)
+                    fgs.append(t.foreground)
+                if len(layer_maps) > 1:
+                    tag = "input" if i == 0 else self.lds_layers[i - 1]
+                    out[f"heatmap_loss_{name}_{tag}" if len(maps) > 1 else f"heatmap_loss_{tag}"] = t.loss.detach()
+            lh = layer_losses[0] if len(layer_losses) == 1 else gwrp(torch.stack(layer_losses), self.lds_d)
+            if len(maps) > 1:
+                out[f"heatmap_loss_{name}"] = lh.detach()
+            group_losses.append(lh)
+        out["heatmap_loss"] = torch.stack(group_losses).mean()
+        out["background"] = torch.stack(bgs).mean().detach()
+        out["foreground"] = torch.stack(fgs).mean().detach()
+        out["nonfinite"] = torch.tensor(float(bad))
+        if labels is not None:
+            out["ce"] = F.cross_entropy(logits, labels)
+            out["loss"] = (1 - self.P) * out["ce"] + self.P * out["heatmap_loss"]
+        return out

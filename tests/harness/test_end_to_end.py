@@ -1,0 +1,29 @@
+"""``run --all --profile smoke`` then ``report`` in a temporary folder, as a user would."""
+
+from __future__ import annotations
+
+from benchmarks.cli import main
+from benchmarks.registry import discover_experiments
+
+
+def test_run_all_smoke_then_report(tmp_path, capsys):
+    out, reports, cache = tmp_path / "runs", tmp_path / "reports", tmp_path / "cache"
+    args = ["run", "--all", "--profile", "smoke", "--seeds", "0", "--out", str(out), "--cache-dir", str(cache),
+            "--no-progress"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "0 errors" in first
+
+    assert main(args) == 0  # everything is done: nothing runs again
+    assert "to run" in capsys.readouterr().out
+    assert main(args + ["--dry-run"]) == 0
+    assert ", 0 to run" in capsys.readouterr().out
+
+    assert main(["report", "--out", str(out), "--reports", str(reports)]) == 0
+    text = (reports / "README.md").read_text()
+    for name, exp in discover_experiments().items():
+        if "user-data" in exp.tags:
+            continue
+        assert f"### {name}" in text
+        for split in exp.test_splits:
+            assert split in text
