@@ -97,7 +97,7 @@ class AGSononet(nn.Module):
         self.pool_after = tuple(i >= 4 - pools for i in range(4))  # which of stages 1..4 pool
         self.stages = nn.ModuleList()
         c_in = in_channels
-        for width, n in zip(widths, convs):
+        for width, n in zip(widths, convs, strict=True):
             self.stages.append(_stage(c_in, width, n))
             c_in = width
         self.gates = nn.ModuleList([

@@ -16,6 +16,9 @@ Loss, for images ``I``, labels ``c`` and foreground masks ``M``::
   a logit could be driven to minus infinity), averaged over the batch; alpha = 1;
 * external supervision: ``L_e = mean((A - M)^2)`` over pixels and images, w = 10.
 
+Gradients are clipped at norm 1 by default (``grad_clip``): the second-order terms can
+spike early in training.
+
 The "last spatial feature map" is found on the first forward pass: the output of the last
 leaf module whose output is 4-D with more than one pixel (the last ReLU of the small CNN,
 ``features.norm5`` of DenseNet121 -- then ReLU-ed in place by torchvision, so Grad-CAM sees
@@ -110,7 +113,9 @@ def supervision_loss(cam: Tensor, masks: Tensor) -> Tensor:
     return F.mse_loss(cam, masks)
 
 
-def attention_mining_loss(model: nn.Module, images: Tensor, cam: Tensor, labels: Tensor, omega: float, sigma: float) -> Tensor:
+def attention_mining_loss(
+    model: nn.Module, images: Tensor, cam: Tensor, labels: Tensor, omega: float, sigma: float
+) -> Tensor:
     """``L_am``: mean true-class probability on the image with the attended region erased."""
     erased = images - soft_mask(cam, omega, sigma) * images
     prob = F.softmax(model(erased), dim=1)
@@ -120,7 +125,9 @@ def attention_mining_loss(model: nn.Module, images: Tensor, cam: Tensor, labels:
 @register_method(
     "gain",
     needs_masks=True,
-    defaults={"lr": 1e-3, "weight_decay": 0.0, "alpha": 1.0, "omega": 10.0, "sigma": 0.5, "w_e": 10.0, "grad_clip": 1.0},
+    defaults={
+        "lr": 1e-3, "weight_decay": 0.0, "alpha": 1.0, "omega": 10.0, "sigma": 0.5, "w_e": 10.0, "grad_clip": 1.0
+    },
     search_space={
         "lr": ("loguniform", 1e-4, 3e-3),
         "alpha": [0.3, 1.0, 3.0],
@@ -142,7 +149,8 @@ class ExtendedGAIN(Method):
         hp = self.hparams
         logits, cam = self.gradcam(batch.images, batch.labels, create_graph=True)
         ce = F.cross_entropy(logits, batch.labels)
-        l_am = attention_mining_loss(self.model, batch.images, cam, batch.labels, float(hp["omega"]), float(hp["sigma"]))
+        omega, sigma = float(hp["omega"]), float(hp["sigma"])
+        l_am = attention_mining_loss(self.model, batch.images, cam, batch.labels, omega, sigma)
         l_e = supervision_loss(cam, batch.masks)
         loss = ce + float(hp["alpha"]) * l_am + float(hp["w_e"]) * l_e
         return {

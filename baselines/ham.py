@@ -123,7 +123,7 @@ def _stage_channels(stages: list[nn.Module], in_channels: int, image_size: int) 
                 x = stage(x)
                 channels.append(x.shape[1])
     finally:
-        for stage, mode in zip(stages, modes):
+        for stage, mode in zip(stages, modes, strict=True):
             stage.train(mode)
     return channels
 

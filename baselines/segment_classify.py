@@ -109,7 +109,8 @@ class SegmentThenClassifyMethod(Method):
     def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
         super().__init__(ctx, **hparams)
         segmenter = UNet(ctx.in_channels, 1, unet_widths_for(ctx.image_size, _UNET_WIDTHS[ctx.scale]))
-        self.pipeline = SegmentThenClassify(segmenter, ctx.build_backbone(ctx.num_classes), str(self.hparams["mask_mode"]))
+        classifier = ctx.build_backbone(ctx.num_classes)
+        self.pipeline = SegmentThenClassify(segmenter, classifier, str(self.hparams["mask_mode"]))
         self.epoch = 0
 
     def on_epoch_start(self, epoch: int) -> None:

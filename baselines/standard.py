@@ -5,8 +5,8 @@ paper), the small CNN at cpu scale, any torchvision or timm model by the profile
 backbone name. It never sees the masks.
 
 ``explain`` is LRP (``isnet.explain``: epsilon rule, z^B at the input) when the ``isnet``
-engine is installed and supports the network; otherwise input x gradient, with a warning
-naming the reason.
+engine is installed and supports the network; otherwise input x gradient (with a warning
+naming the reason when the engine is there but refuses the network).
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ from benchmarks.api import Batch, Method, ModelContext, register_method
 # per scale: preferred patch size (callable of the image size), embed dim, depth, heads, MLP ratio
 _CONFIGS: dict[str, dict[str, Any]] = {
     "smoke": {"patch": lambda size: 8, "embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0},
-    "cpu": {"patch": lambda size: 4 if size <= 32 else 8, "embed_dim": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 2.0},
+    "cpu": {
+        "patch": lambda size: 4 if size <= 32 else 8, "embed_dim": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 2.0
+    },
     "paper": {"patch": lambda size: 16, "embed_dim": 768, "depth": 12, "num_heads": 12, "mlp_ratio": 4.0},
 }
 
@@ -90,7 +92,7 @@ def attention_rollout(model: nn.Module, images: Tensor) -> Tensor:
     finally:
         for hook in hooks:
             hook.remove()
-        for block, fused in zip(blocks, saved):
+        for block, fused in zip(blocks, saved, strict=True):
             block.attn.fused_attn = fused
     if len(maps) != len(blocks):
         raise RuntimeError(f"attention rollout saw {len(maps)} attention maps for {len(blocks)} blocks")

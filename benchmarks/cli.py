@@ -35,10 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", type=Path, help=f"root of the real collections (or set {DATA_ENV})")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine (process pool)")
-    run.add_argument("--executor", choices=["local", "slurm"], default="local")
+    run.add_argument("--executor", choices=["local", "local-submitit", "slurm"], default="local",
+                     help="local: this process or --jobs; slurm: one submitit job per run (a job array); "
+                          "local-submitit: the same jobs as local processes")
     run.add_argument("--slurm-partition", help="SLURM partition (with --executor slurm)")
     run.add_argument("--slurm-time", type=int, default=240, help="minutes per job (with --executor slurm)")
     run.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job (with --executor slurm)")
+    run.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per task (with --executor slurm)")
+    run.add_argument("--slurm-mem-gb", type=float, help="memory per job in GB (with --executor slurm)")
+    run.add_argument("--slurm-array-parallelism", type=int, default=32, help="jobs of the array running at once")
+    run.add_argument("--slurm-tasks", type=int, help="processes per run, trained with DDP (default: one per GPU)")
+    run.add_argument("--slurm-param", action="append", metavar="KEY=VALUE",
+                     help="any other submitit parameter, e.g. slurm_account=mylab (repeatable)")
+    run.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit the jobs and return")
     run.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -116,7 +125,7 @@ def _resolve_device(name: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks import grid, runner
+    from benchmarks import distributed, grid, runner
 
     if not (args.all or args.methods or args.experiments):
         raise ValueError("choose what to run: --all, or --methods and/or --experiments")
@@ -136,6 +145,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.n_hparams < 1:
         raise ValueError("--n-hparams must be at least 1")
     check_writable(args.out)
+    on_nodes = args.executor == "slurm" and args.device == "auto"  # the jobs' device, not this login node's
+    device = ("cuda" if args.slurm_gpus else "cpu") if on_nodes else _resolve_device(args.device)
+    distributed.init_from_env(device)  # a no-op unless launched by torchrun
     tasks, skipped = grid.expand(
         {n: all_experiments[n] for n in experiment_names},
         {n: all_methods[n] for n in method_names},
@@ -144,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.n_hparams,
         args.out.resolve(),
         args.cache_dir.resolve(),
-        _resolve_device(args.device),
+        device,
     )
     for skip in skipped:
         print(f"skip {skip.experiment}/{skip.method}: {skip.reason}")
@@ -156,11 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     started = time.perf_counter()
     show = not args.no_progress
-    if args.executor == "slurm":
-        params = {"timeout_min": args.slurm_time, "cpus_per_task": 2, "gpus_per_node": args.slurm_gpus}
-        if args.slurm_partition:
-            params["slurm_partition"] = args.slurm_partition
-        outcomes = runner.run_slurm(todo, args.out / "slurm", None, params)
+    if args.executor != "local":
+        outcomes = runner.run_submitit(todo, runner.SlurmOptions.from_args(args), show_progress=show)
     elif args.jobs > 1:
         outcomes = runner.run_pool(todo, args.jobs, show_progress=show)
     else:
@@ -168,6 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
     print(f"finished in {elapsed:.1f} s: {counts['ok']} ok, {counts['failed']} failed, {counts['error']} errors")
+    if any(o.status == "submitted" for o in outcomes):
+        print(f"{sum(o.status == 'submitted' for o in outcomes)} submitted, not waited for (rerun to follow up)")
     for outcome in outcomes:
         if outcome.status in ("failed", "error"):
             print(f"  {outcome.status}: {outcome.task.label}: {outcome.message}")

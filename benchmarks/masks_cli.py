@@ -29,11 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train = sub.add_parser("train", help="train a lung U-Net on the mask-bearing collections")
     train.add_argument("--data-root", type=Path, help=f"folder of the collections (default: ${DATA_ENV})")
     train.add_argument(
-        "--collections", nargs="+", metavar="NAME",
+        "--collections",
+        nargs="+",
+        metavar="NAME",
         help=f"collections under the data root to train on (default: those of {', '.join(MASKED_COLLECTIONS)} present)",
     )
-    train.add_argument("--folder", nargs="+", type=Path, default=[], metavar="PATH",
-                       help="extra generic folders (<root>/<class>/ + masks) to train on")
+    train.add_argument(
+        "--folder",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="extra generic folders (<root>/<class>/ + masks) to train on",
+    )
     train.add_argument("--out", type=Path, required=True, help="where to save the segmenter (.pt)")
     train.add_argument("--size", type=int, default=256, help="training image size (default 256)")
     train.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128], help="U-Net widths per level")
@@ -49,9 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     predict = sub.add_parser("predict", help="write <stem>_mask.png for a collection's images")
     predict.add_argument("--model", type=Path, required=True, help="segmenter saved by `masks train`")
-    predict.add_argument("--collection", required=True,
-                         help="collection name (covid-qu-ex, covid-chestxray-dataset, brixia, montgomery, shenzhen, "
-                              "tbx11k) or 'folder' for the generic layout")
+    predict.add_argument(
+        "--collection",
+        required=True,
+        help="collection name (covid-qu-ex, covid-chestxray-dataset, brixia, montgomery, shenzhen, "
+        "tbx11k) or 'folder' for the generic layout",
+    )
     predict.add_argument("--root", type=Path, help="the collection's folder (default: <data root>/<collection folder>)")
     predict.add_argument("--data-root", type=Path, help=f"folder of the collections (default: ${DATA_ENV})")
     predict.add_argument("--out", type=Path, help="output folder (default: <data root>/predicted-masks/<collection>/)")

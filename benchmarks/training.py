@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from benchmarks import provenance
+from benchmarks import distributed, provenance
 from benchmarks.api import Batch, DataBundle, ExperimentSpec, Method, MethodSpec, ModelContext, TensorSplit
 from benchmarks.architectures import build_backbone
 from benchmarks.explanations import explanation_record
@@ -135,7 +135,7 @@ def train_run(
     show_progress: bool = True,
 ) -> str:
     """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``)."""
-    run = RunDir(_run_path(task))
+    run = distributed.run_dir(_run_path(task))
     profile = experiment.profile(task.profile)
     device = torch.device(task.device)
     seed_everything(task.seed)
@@ -156,7 +156,8 @@ def train_run(
         epochs = checkpoint["epochs"]
     else:
         run.write_json("config.json", {**task.config, "experiment_profile": _profile_dict(profile)})
-        run.write_json("provenance.json", provenance.collect(device, bundle.checksum))
+        run.write_json("provenance.json", {**provenance.collect(device, bundle.checksum), **distributed.describe()})
+    distributed.start_run(method, len(epochs), task.seed)
 
     per_epoch = count_batches(bundle.train, profile.batch_size)
     bar = tqdm(
@@ -175,14 +176,16 @@ def train_run(
             method.train()
             sums: dict[str, float] = {}
             steps = 0
-            for step, batch in enumerate(iterate_batches(bundle.train, profile.batch_size, task.seed * 100_003 + epoch)):
+            batches = distributed.batches(bundle.train, profile.batch_size, task.seed * 100_003 + epoch)
+            for step, batch in enumerate(batches):
                 out = method.training_step(batch.to(device))
                 loss = out["loss"]
-                if not torch.isfinite(loss):
+                if not distributed.all_finite(loss):
                     terms = {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
                     raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {step}: {terms}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.all_reduce_gradients(method, out)
                 if grad_clip:
                     torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
                 optimizer.step()

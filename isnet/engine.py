@@ -45,22 +45,24 @@ class LRPEngine:
     def relevance(
         self,
         acts: dict[str, Tensor],
-        R_out: Tensor,
+        grad_out: Tensor,
         rule: str = "epsilon",
         input_rule: str | None = "zb",
         epsilon: float = 0.01,
         bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
         keep: Iterable[str] = (),
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Propagate ``R_out`` (``[K, B, C]`` at the logits) to the input: ``[K, B, *x.shape[1:]]``.
-
-        ``keep`` names graph nodes whose (complete) relevance is also returned.
+        """Propagate relevance ``R = logits * grad_out`` (``grad_out``: ``[K, B, C]``, e.g. a one-hot
+        per map) to the input; returns ``[K, B, *x.shape[1:]]`` and the relevance at the
+        graph nodes named in ``keep``.
         """
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
         input_rule = rule if input_rule is None else input_rule
         if input_rule not in INPUT_RULES:
             raise ValueError(f"input_rule must be one of {INPUT_RULES} or None, got {input_rule!r}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0 (use a tiny value such as 1e-12 for LRP-0), got {epsilon}")
         x = acts[self.plan.input_name]
         cfg = RuleConfig(rule=rule, epsilon=float(epsilon), input_rule=input_rule)
         if input_rule == "zb":
@@ -68,19 +70,25 @@ class LRPEngine:
             check_bounds(x, cfg.low, cfg.high)
         keep = set(keep)
         kept: dict[str, Tensor] = {}
-        rel: dict[str, Tensor] = {self.plan.output_name: R_out}
-        for step in reversed(self.plan.steps):
-            R = rel.pop(step.out, None)
-            if R is None:
+        plan = self.plan
+        rel: dict[str, Tensor] = {plan.output_name: grad_out}
+        for step in reversed(plan.steps):
+            g = rel.pop(step.out, None)
+            if g is None:
                 continue
+            is_relevance = step.out in plan.input_like
             if step.out in keep:
-                kept[step.out] = R
-            for name, r in zip(step.ins, step.propagate(R, acts, cfg)):
-                if r is not None:
-                    rel[name] = rel[name] + r if name in rel else r
-        R_x = rel.get(self.plan.input_name)
+                kept[step.out] = g if is_relevance else g * acts[plan.value_of.get(step.out, step.out)]
+            is_relevance = is_relevance or step.returns_relevance(cfg)
+            for name, r in zip(step.ins, step.propagate(g, acts, cfg)):
+                if r is None:
+                    continue
+                if name in plan.input_like and not is_relevance:
+                    r = r * acts[name]
+                rel[name] = rel[name] + r if name in rel else r
+        R_x = rel.get(plan.input_name)
         if R_x is None:
-            R_x = x.new_zeros((R_out.shape[0], *x.shape))
+            R_x = x.new_zeros((grad_out.shape[0], *x.shape))
         return R_x, kept
 
 
@@ -173,10 +181,10 @@ def explain(
             raise ValueError(f"explain expects logits of shape [B, K], got {tuple(logits.shape)}")
         idx = _targets(target, logits)
         if rule == "selective":
-            R_out = torch.cat([selective_output(logits, t) for t in idx])
+            grad_out = torch.cat([selective_output(logits, t) for t in idx])
         else:
-            R_out = onehot_output(logits, idx)
-        R, _ = engine.relevance(acts, R_out, layer_rule, input_rule, epsilon, bounds)
+            grad_out = onehot_output(logits, idx)
+        R, _ = engine.relevance(acts, grad_out, layer_rule, input_rule, epsilon, bounds)
     if not create_graph:
         R = R.detach()
     bad = int((~torch.isfinite(R)).sum())

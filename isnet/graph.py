@@ -27,7 +27,8 @@ class UnsupportedOperationError(TypeError):
 SUPPORTED = ("Conv2d, Linear, BatchNorm1d/2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, mean, "
              "Flatten/view/reshape, Dropout, Identity, residual sums (+, -), scaling by a constant, torch.cat")
 
-_PASS_MODULES = (nn.ReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity, nn.Flatten)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d)
+_PASS_MODULES = (nn.ReLU, nn.Identity, nn.Flatten, *_DROPOUT)
 _PASS_FUNCTIONS = {F.relu, torch.relu, torch.relu_, F.dropout, F.dropout2d, torch.flatten, torch.reshape,
                    torch.squeeze, torch.unsqueeze}
 _PASS_METHODS = {"relu", "relu_", "view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous"}
@@ -49,6 +50,8 @@ class Plan:
     output_name: str
     act_names: tuple[str, ...]
     paths: dict[str, str]  # node name -> module path (for LDS layer lookup and messages)
+    input_like: frozenset[str]  # the input and its reshapes: they hold relevance, not g
+    value_of: dict[str, str]  # node -> the ReLU folded after it (whose value carries its relevance)
 
 
 def module_path(node: fx.Node) -> str:
@@ -153,7 +156,9 @@ def build_plan(model: nn.Module) -> Plan:
                 steps.append((order[node], AffineStep(node.name, (src.name,), module_path(node), chain=chain,
                                                       first=src in inputs_like)))
         elif isinstance(mod, _PASS_MODULES):
-            steps.append((order[node], PassStep(node.name, (ins[0].name,), module_path(node))))
+            kind = "relu" if isinstance(mod, nn.ReLU) else "dropout" if isinstance(mod, _DROPOUT) else "pass"
+            steps.append((order[node], PassStep(node.name, (ins[0].name,), module_path(node), kind=kind,
+                                                module=mod)))
             if ins[0] in inputs_like and not isinstance(mod, nn.ReLU):
                 inputs_like.add(node)
         elif isinstance(mod, nn.MaxPool2d):
@@ -162,7 +167,7 @@ def build_plan(model: nn.Module) -> Plan:
             steps.append((order[node], MaxPoolStep(node.name, (ins[0].name,), module_path(node), kwargs=kw)))
         elif isinstance(mod, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             steps.append((order[node], PoolStep(node.name, (ins[0].name,), module_path(node), fn=mod,
-                                                kernel=_tiling(mod))))
+                                                tiles=_tiling(mod))))
         else:
             raise _unsupported(node, _describe(node, gm))
 
@@ -173,6 +178,7 @@ def build_plan(model: nn.Module) -> Plan:
         steps.append((order[op_node], step))
     steps.sort(key=lambda t: t[0])
     ordered = [s for _, s in steps]
+    value_of = _fold_relus(ordered, {n.name: len(n.users) for n in nodes})
 
     logits = out_node.args[0]
     if logits not in dep:
@@ -183,18 +189,19 @@ def build_plan(model: nn.Module) -> Plan:
     out_node.args = ((logits, tuple(by_name[n] for n in act_names)),)
     gm.recompile()
     paths = {n.name: module_path(n) for n in nodes}
-    return Plan(gm, ordered, x.name, logits.name, act_names, paths)
+    return Plan(gm, ordered, x.name, logits.name, act_names, paths,
+                frozenset(n.name for n in inputs_like), value_of)
 
 
-def _tiling(mod: nn.Module) -> tuple[int, int] | None:
-    """Mark poolings whose adjoint is a plain up-sampling (kernel == stride, no padding)."""
+def _tiling(mod: nn.Module) -> bool:
+    """Whether a pooling's adjoint is a plain up-sampling (kernel == stride, no padding)."""
     if isinstance(mod, nn.AdaptiveAvgPool2d):
-        return (0, 0)
+        return True
     k = mod.kernel_size if isinstance(mod.kernel_size, tuple) else (mod.kernel_size,) * 2
     s = mod.stride if isinstance(mod.stride, tuple) else (mod.stride,) * 2
     p = mod.padding if isinstance(mod.padding, tuple) else (mod.padding,) * 2
     ok = k == s and p == (0, 0) and not mod.ceil_mode and mod.divisor_override is None
-    return k if ok else None
+    return ok
 
 
 def _function_step(node: fx.Node, ins: list[fx.Node], gm: fx.GraphModule) -> Step:
@@ -203,7 +210,7 @@ def _function_step(node: fx.Node, ins: list[fx.Node], gm: fx.GraphModule) -> Ste
     t = node.target
     if node.op == "call_method":
         if t in _PASS_METHODS:
-            return PassStep(node.name, (node.args[0].name,), path)
+            return PassStep(node.name, (node.args[0].name,), path, kind="relu" if t in _RELUS else "pass")
         if t in ("add", "add_", "sub", "sub_"):
             w = 1.0 if t.startswith("add") else -1.0
             alpha = node.kwargs.get("alpha", 1)
@@ -213,7 +220,10 @@ def _function_step(node: fx.Node, ins: list[fx.Node], gm: fx.GraphModule) -> Ste
             return PoolStep(node.name, names, path, fn=lambda v, d=dims, k=keep: v.mean(d, keepdim=k))
         raise _unsupported(node, _describe(node, gm))
     if t in _PASS_FUNCTIONS:
-        return PassStep(node.name, (node.args[0].name,), path)
+        kind = "relu" if t in _RELUS else "pass"
+        if t in (F.dropout, F.dropout2d) and _arg(node, 2, "training", True):
+            kind = "dropout"
+        return PassStep(node.name, (node.args[0].name,), path, kind=kind)
     if t in _ADD or t in _SUB:
         w = -1.0 if t in _SUB else 1.0
         alpha = node.kwargs.get("alpha", 1)
@@ -240,7 +250,7 @@ def _function_step(node: fx.Node, ins: list[fx.Node], gm: fx.GraphModule) -> Ste
         return MaxPoolStep(node.name, names, path, kwargs=kw)
     if t is F.adaptive_avg_pool2d:
         size = _arg(node, 1, "output_size")
-        return PoolStep(node.name, names, path, fn=lambda v, s=size: F.adaptive_avg_pool2d(v, s), kernel=(0, 0))
+        return PoolStep(node.name, names, path, fn=lambda v, s=size: F.adaptive_avg_pool2d(v, s), tiles=True)
     if t is F.avg_pool2d:
         args = [_arg(node, i, k, d) for i, (k, d) in enumerate(
             [("input", None), ("kernel_size", None), ("stride", None), ("padding", 0), ("ceil_mode", False),
@@ -250,6 +260,19 @@ def _function_step(node: fx.Node, ins: list[fx.Node], gm: fx.GraphModule) -> Ste
         dims, keep = _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False)
         return PoolStep(node.name, names, path, fn=lambda v, d=dims, k=keep: v.mean(d, keepdim=k))
     raise _unsupported(node, _describe(node, gm))
+
+
+def _fold_relus(steps: list[Step], n_users: dict[str, int]) -> dict[str, str]:
+    """Fold each ReLU into the epsilon step producing its input when it is that node's only user."""
+    by_out = {s.out: s for s in steps}
+    value_of: dict[str, str] = {}
+    for s in steps:
+        if isinstance(s, PassStep) and s.kind == "relu":
+            prod = by_out.get(s.ins[0])
+            if isinstance(prod, (AffineStep, SumStep, PoolStep)) and n_users[s.ins[0]] == 1 and not prod.after_relu:
+                prod.value, s.kind = s.out, "fused"
+                value_of[prod.out] = s.out
+    return value_of
 
 
 def _ops(args) -> tuple:

@@ -122,15 +122,16 @@ class ISNet(nn.Module):
             idx = torch.arange(k, device=logits.device).view(k, 1).expand(k, b)
             groups["heatmap"] = ("epsilon", onehot_output(logits, idx))
         elif self.variant == "dual":
-            groups["epsilon"] = ("epsilon", logits.unsqueeze(0))
-            groups["zplus"] = ("zplus", logits.unsqueeze(0))
+            ones = torch.ones_like(logits).unsqueeze(0)
+            groups["epsilon"] = ("epsilon", ones)
+            groups["zplus"] = ("zplus", ones)
         elif self.variant == "selective":
             groups["heatmap"] = ("epsilon", selective_output(logits, self._classes(logits, None)))
         else:
             groups["heatmap"] = ("epsilon", onehot_output(logits, self._classes(logits, None).view(1, b)))
         maps: dict[str, list[Tensor]] = {}
-        for name, (rule, R_out) in groups.items():
-            R, kept = engine.relevance(acts, R_out, rule, self.input_rule, self.epsilon, self.bounds, keep)
+        for name, (rule, grad_out) in groups.items():
+            R, kept = engine.relevance(acts, grad_out, rule, self.input_rule, self.epsilon, self.bounds, keep)
             hidden = [kept[n].sum(2, keepdim=True).transpose(0, 1) for n in keep]
             maps[name] = [R.transpose(0, 1), *hidden]
         return logits, maps

@@ -1,13 +1,15 @@
-"""LRP rules as differentiable tensor functions.
+"""LRP rules as differentiable tensor functions, in "relevance = activation x g" form.
 
-Every rule maps the relevance ``R`` at a node's output to the relevance at its inputs.
-Relevance tensors carry a leading *map* axis: ``R`` is ``[K, B, *shape]`` (K explanations
-of the same batch computed together), activations are ``[B, *shape]`` and broadcast.
+Relevance ``R_v`` at a node value ``v`` is carried as ``g_v`` with ``R_v = v * g_v`` (exactly
+how LRP-epsilon reads as a modified gradient). A rule maps ``g`` at a node's output to ``g``
+at its inputs; the input layer's z^B rule returns the relevance ``R`` itself. This form
+lets one factor per layer, computed once from the forward activations, serve all K maps,
+and lets a ReLU after a layer cost nothing (its mask folds into that factor).
 
-Affine rules receive the layer as two closures over its (BatchNorm-fused) weight ``W``:
-``fwd(a, W)`` computes ``W a`` (no bias) and ``adj(s, W)`` computes ``W^T s``; both accept
-the extra leading map axis. Nothing here detaches anything: gradients flow into every
-weight and activation, which is what the ISNet loss trains through.
+``g`` tensors carry a leading *map* axis: ``[K, B, *shape]`` (K explanations of one batch),
+activations are ``[B, *shape]`` and broadcast. Affine rules take the (BatchNorm-fused)
+weight ``W`` and two closures: ``fwd(a, W) = W a`` (no bias) and ``adj(s, W) = W^T s``.
+Nothing is detached: gradients flow into every weight and activation.
 """
 
 from __future__ import annotations
@@ -25,28 +27,39 @@ def stabilize(z: Tensor, epsilon: float) -> Tensor:
     return z + torch.where(z >= 0, epsilon, -epsilon)
 
 
-def epsilon_rule(R: Tensor, a: Tensor, z: Tensor, W: Tensor | None, adj: Linear, epsilon: float) -> Tensor:
-    """LRP-epsilon: ``R_j = a_j * sum_k w_jk R_k / (z_k + eps sign z_k)``; ``z`` includes the bias."""
-    return a * adj(R / stabilize(z, epsilon), W)
+def epsilon_factor(v: Tensor, z: Tensor, epsilon: float, after_relu: bool) -> Tensor:
+    """``v / stab(z)``: turns ``g`` at the layer output into ``s = R / stab(z)``.
+
+    ``v`` carries the relevance (``v = z``, or ``v = relu(z)`` when the layer's only consumer
+    is a ReLU, which then needs no step of its own: ``relu(z) / stab(z) = v / (v + eps)``).
+    """
+    if after_relu:
+        return v / (v + epsilon)
+    return z / stabilize(z, epsilon)
 
 
-def zplus_rule(R: Tensor, a: Tensor, W: Tensor, fwd: Linear, adj: Linear, epsilon: float) -> Tensor:
-    """LRP-z+: ``R_j = sum_k a_j w+_jk R_k / sum_j a_j w+_jk`` (bias ignored).
+def epsilon_rule(g: Tensor, factor: Tensor, W: Tensor | None, adj: Linear) -> Tensor:
+    """LRP-epsilon ``R_j = a_j sum_k w_jk R_k / (z_k + eps sign z_k)`` (``z`` with bias): returns ``g_a``."""
+    return adj(g * factor, W)
 
-    Negative inputs (no ReLU before the layer) are paired with the negative weights
-    (alpha=1, beta=0 form), so the rule is defined for any sign of ``a``.
+
+def zplus_rule(g: Tensor, v: Tensor, a: Tensor, W: Tensor, fwd: Linear, adj: Linear, epsilon: float) -> Tensor:
+    """LRP-z+ ``R_j = sum_k a_j w+_jk R_k / sum_j a_j w+_jk`` (bias ignored): returns ``g_a``.
+
+    Negative inputs (no ReLU before the layer) pair with the negative weights (the
+    alpha=1, beta=0 form), so the rule is defined for any sign of ``a``.
     """
     wp = W.clamp(min=0)
     if not bool((a < 0).any()):
-        return a * adj(R / stabilize(fwd(a, wp), epsilon), wp)
+        return adj(g * (v / stabilize(fwd(a, wp), epsilon)), wp)
     wn = W.clamp(max=0)
-    ap, an = a.clamp(min=0), a.clamp(max=0)
-    s = R / stabilize(fwd(ap, wp) + fwd(an, wn), epsilon)
-    return ap * adj(s, wp) + an * adj(s, wn)
+    s = g * (v / stabilize(fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon))
+    return torch.where(a > 0, adj(s, wp), adj(s, wn))
 
 
 def zbox_rule(
-    R: Tensor,
+    g: Tensor,
+    v: Tensor,
     x: Tensor,
     zx: Tensor,
     W: Tensor,
@@ -56,12 +69,12 @@ def zbox_rule(
     high: Tensor,
     epsilon: float,
 ) -> Tensor:
-    """LRP-z^B (box rule) for the input layer with pixel bounds ``low <= x <= high``.
+    """LRP-z^B (box rule) at the input, bounds ``low <= x <= high``: returns the relevance ``R_x``.
 
     ``R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) R_j / z^B_j`` with
     ``z^B_j = sum_i (x_i w_ij - l_i w+_ij - h_i w-_ij)`` (biases cancel), stabilised by
-    ``epsilon``. ``zx = W x`` is passed in because the forward pass already holds it.
-    ``low`` / ``high`` broadcast to ``x``'s shape (batch axis of size 1).
+    ``epsilon``; ``R_j = v_j g_j``. ``zx = W x`` comes from the forward pass.
+    ``low`` / ``high`` broadcast to ``x`` (batch axis of size 1).
     """
     zb = zx
     terms: list[tuple[Tensor, Tensor]] = []
@@ -75,32 +88,32 @@ def zbox_rule(
         hi = high.expand((1, *x.shape[1:]))
         zb = zb - fwd(hi, wn)
         terms.append((hi, wn))
-    s = R / stabilize(zb, epsilon)
+    s = g * (v / stabilize(zb, epsilon))
     out = x * adj(s, W)
     for bound, w in terms:
         out = out - bound * adj(s, w)
     return out
 
 
-def sum_rule(R: Tensor, operands: Sequence[Tensor | float], signs: Sequence[float], z: Tensor,
-             epsilon: float) -> list[Tensor | None]:
-    """LRP-epsilon for ``z = sum_i sign_i * x_i``: each tensor operand gets ``sign_i x_i R / stab(z)``.
+def sum_rule(g: Tensor, factor: Tensor, operands: Sequence[Tensor | float],
+             weights: Sequence[float]) -> list[Tensor | None]:
+    """LRP-epsilon for ``z = sum_i w_i x_i``: ``R_i = w_i x_i R / stab(z)``, i.e. ``g_i = w_i s``.
 
     Constant (non-tensor) operands act like a bias and absorb their share.
     """
-    s = R / stabilize(z, epsilon)
+    s = g * factor
     out: list[Tensor | None] = []
-    for x, sign in zip(operands, signs):
+    for x, w in zip(operands, weights):
         if not isinstance(x, Tensor):
             out.append(None)
             continue
-        r = s * x if sign == 1 else s * (sign * x)
+        r = s if w == 1 else s * w
         out.append(_reduce_to(r, x.shape))
     return out
 
 
 def _reduce_to(r: Tensor, shape: torch.Size) -> Tensor:
-    """Sum a ``[K, B', *shape']`` relevance down to ``[K, *shape]`` after broadcasting."""
+    """Sum a ``[K, *broadcast shape]`` tensor down to ``[K, *shape]``."""
     target = (r.shape[0], *shape)
     if tuple(r.shape) == target:
         return r
@@ -111,41 +124,41 @@ def _reduce_to(r: Tensor, shape: torch.Size) -> Tensor:
     return r.sum(dim=dims, keepdim=True) if dims else r
 
 
-def maxpool_rule(R: Tensor, a: Tensor, indices: Tensor) -> Tensor:
-    """Winner takes all: relevance goes to the arg-max position of each window (summed on overlap)."""
-    k, b, c = R.shape[:3]
-    flat = R.reshape(k, b, c, -1)
+def maxpool_rule(g: Tensor, a: Tensor, indices: Tensor) -> Tensor:
+    """Winner takes all: the arg-max input of each window gets the window's relevance (summed on overlap)."""
+    k, b, c = g.shape[:3]
+    flat = g.reshape(k, b, c, -1)
     idx = indices.reshape(1, b, c, -1).expand(k, -1, -1, -1)
     out = flat.new_zeros((k, b, c, a[0, 0].numel()))
     return out.scatter_add(3, idx, flat).view(k, *a.shape)
 
 
-def cat_rule(R: Tensor, sizes: Sequence[int], dim: int) -> list[Tensor]:
+def relu_rule(g: Tensor, a: Tensor) -> Tensor:
+    """ReLU passes relevance unchanged: ``g_z = g_a`` where ``a > 0``, else 0."""
+    return g * (a > 0)
+
+
+def cat_rule(g: Tensor, sizes: Sequence[int], dim: int) -> list[Tensor]:
     """Concatenation: each input keeps the relevance of its own slice."""
-    return list(R.split(list(sizes), dim=dim + 1 if dim >= 0 else dim))
+    return list(g.split(list(sizes), dim=dim + 1 if dim >= 0 else dim))
 
 
 # --------------------------------------------------------------------------- output rules
+# An output rule returns the multiplier ``m`` ([K, B, C]) with logit relevance ``R = y * m``.
 def onehot_output(logits: Tensor, target: Tensor) -> Tensor:
-    """Relevance at the logits for explaining logit ``target`` alone: ``y * one_hot``.
-
-    ``target``: ``[K, B]`` class indices; returns ``[K, B, C]``.
-    """
+    """Explain logit ``target`` alone (``R = y * one_hot``); ``target``: ``[K, B]`` indices."""
     mask = torch.zeros((*target.shape, logits.shape[-1]), dtype=logits.dtype, device=logits.device)
-    mask.scatter_(-1, target.unsqueeze(-1), 1.0)
-    return logits.unsqueeze(0) * mask
+    return mask.scatter_(-1, target.unsqueeze(-1), 1.0)
 
 
 def selective_output(logits: Tensor, target: Tensor) -> Tensor:
     """Class-selective softmax output rule for class ``target`` ([B]); returns ``[1, B, C]``.
 
-    The explained quantity is ``eta_c = log(p_c / (1 - p_c))``. Its gradient with respect
-    to the logits is ``1`` for ``c`` and ``-q_k = -softmax_{k != c}(y)_k`` for the others,
-    so the logit relevance is ``R_k = y_k * d eta_c / d y_k`` (gradient x logit), i.e. the
-    logit of ``c`` minus the softmax-weighted logits of the competing classes. ``q`` stays
-    differentiable.
+    The explained quantity is ``eta_c = log(p_c / (1 - p_c))``, whose derivative with
+    respect to the logits is ``1`` for ``c`` and ``-q_k = -softmax_{k != c}(y)_k`` for the
+    others: ``R_k = y_k * d eta_c / d y_k`` (the logit of ``c`` minus the softmax-weighted
+    logits of the competing classes). ``q`` stays differentiable.
     """
     onehot = torch.zeros_like(logits).scatter_(1, target.view(-1, 1), 1.0)
-    others = logits.masked_fill(onehot.bool(), float("-inf"))
-    q = torch.softmax(others, dim=1)
-    return (logits * (onehot - q)).unsqueeze(0)
+    q = torch.softmax(logits.masked_fill(onehot.bool(), float("-inf")), dim=1)
+    return (onehot - q).unsqueeze(0)

@@ -1,7 +1,9 @@
 """Propagation steps: one per graph node (or fused node chain) that relevance crosses.
 
 A step knows which activations it reads and which rule of :mod:`isnet.rules` applies.
-``propagate(R, acts, cfg)`` returns one relevance tensor (or ``None``) per input node.
+``propagate(g, acts, cfg)`` maps ``g`` at its output (``R = v * g``, see :mod:`isnet.rules`)
+to one ``g`` (or ``None``) per input node; steps with ``returns_relevance`` (the z^B input
+layer) return the relevance itself.
 """
 
 from __future__ import annotations
@@ -30,32 +32,65 @@ class RuleConfig:
 
 @dataclass
 class Step:
-    """Base step: relevance at node ``out`` goes to the nodes ``ins``."""
+    """Base step: relevance at node ``out`` goes to the nodes ``ins``.
+
+    ``value`` names the node whose value carries the output relevance: ``out`` itself, or
+    the ReLU that is ``out``'s only consumer (that ReLU is then folded into this step).
+    """
 
     out: str
     ins: tuple[str, ...]
     path: str = ""
+    value: str = ""
+
+    def __post_init__(self) -> None:
+        self.value = self.value or self.out
+
+    @property
+    def after_relu(self) -> bool:
+        return self.value != self.out
+
+    def returns_relevance(self, cfg: RuleConfig) -> bool:
+        return False
 
     def reads(self) -> tuple[str, ...]:
         """Activations this step needs (node names)."""
-        return (self.out, *self.ins)
+        return (self.out, self.value, *self.ins)
 
-    def propagate(self, R: Tensor, acts: dict[str, Tensor], cfg: RuleConfig) -> Sequence[Tensor | None]:
+    def propagate(self, g: Tensor, acts: dict[str, Tensor], cfg: RuleConfig) -> Sequence[Tensor | None]:
         raise NotImplementedError
+
+    def factor(self, acts: dict[str, Tensor], cfg: RuleConfig) -> Tensor:
+        """``v / stab(z)`` for the epsilon rule."""
+        return rules.epsilon_factor(acts[self.value], acts[self.out], cfg.epsilon, self.after_relu)
 
 
 @dataclass
 class PassStep(Step):
-    """Element-wise or shape-only nodes (ReLU, Dropout, Identity, Flatten, view): relevance is unchanged."""
+    """Shape-only nodes (Flatten, view, Identity, eval Dropout): relevance is unchanged.
+
+    ``relu``: a ReLU not folded into its producer (``g`` is masked by ``a > 0``); ``fused``: a
+    ReLU folded into its producer (passes ``g``); ``dropout``: an active Dropout (``g`` is
+    rescaled by ``a_out / a_in`` so that relevance is unchanged).
+    """
+
+    kind: str = "pass"  # "pass" | "relu" | "fused" | "dropout"
+    module: torch.nn.Module | None = None
 
     def reads(self) -> tuple[str, ...]:
-        return self.ins
+        return (self.out, *self.ins) if self.kind in ("relu", "dropout") else self.ins
 
-    def propagate(self, R, acts, cfg):
-        shape = acts[self.ins[0]].shape
-        if tuple(R.shape[1:]) != tuple(shape):
-            R = R.reshape(R.shape[0], *shape)
-        return (R,)
+    def propagate(self, g, acts, cfg):
+        a_in = acts[self.ins[0]]
+        if self.kind == "relu":
+            g = rules.relu_rule(g, acts[self.out])
+        elif self.kind == "dropout" and (self.module is None or self.module.training):
+            a_out = acts[self.out]
+            if a_out is not a_in:
+                g = g * torch.where(a_in != 0, a_out / a_in, torch.zeros_like(a_in))
+        if tuple(g.shape[1:]) != tuple(a_in.shape):
+            g = g.reshape(g.shape[0], *a_in.shape)
+        return (g,)
 
 
 @dataclass
@@ -67,23 +102,29 @@ class AffineStep(Step):
 
     def reads(self) -> tuple[str, ...]:
         extra = tuple(n for n in (self.chain.pre_input, self.chain.post_input) if n)
-        return (self.out, *self.ins, *extra)
+        return (*super().reads(), *extra)
 
-    def propagate(self, R, acts, cfg):
-        a, z = acts[self.ins[0]], acts[self.out]
+    def _rule(self, cfg: RuleConfig) -> str:
+        return cfg.input_rule if self.first else cfg.rule
+
+    def returns_relevance(self, cfg: RuleConfig) -> bool:
+        return self._rule(cfg) == "zb"
+
+    def propagate(self, g, acts, cfg):
+        a, z, v = acts[self.ins[0]], acts[self.out], acts[self.value]
         w, bias = self.chain.fused(acts)
         fwd, adj = self.chain.forward_fn, self.chain.adjoint_fn(a.shape)
-        rule = cfg.input_rule if self.first else cfg.rule
+        rule = self._rule(cfg)
         if rule == "zb":
             if self.chain.op is None:
                 raise ValueError(f"z^B input rule needs a Conv2d or Linear first layer, got a BatchNorm "
                                  f"at '{self.path}'; use input_rule='epsilon'")
             zx = fwd(a, w) if bias is None else z - _bias_view(bias, z.ndim)
             low, high = _bounds_like(cfg.low, a), _bounds_like(cfg.high, a)
-            return (rules.zbox_rule(R, a, zx, w, fwd, adj, low, high, cfg.epsilon),)
+            return (rules.zbox_rule(g, v, a, zx, w, fwd, adj, low, high, cfg.epsilon),)
         if rule == "zplus":
-            return (rules.zplus_rule(R, a, w, fwd, adj, cfg.epsilon),)
-        return (rules.epsilon_rule(R, a, z, w, adj, cfg.epsilon),)
+            return (rules.zplus_rule(g, v, a, w, fwd, adj, cfg.epsilon),)
+        return (rules.epsilon_rule(g, self.factor(acts, cfg), w, adj),)
 
 
 def _bias_view(b: Tensor, ndim: int) -> Tensor:
@@ -105,31 +146,32 @@ def _bounds_like(bound: Tensor | None, a: Tensor) -> Tensor:
 
 @dataclass
 class PoolStep(Step):
-    """A linear, weight-free pooling (average / adaptive average / mean): epsilon rule."""
+    """A linear, weight-free pooling (average / adaptive average / mean): epsilon rule.
+
+    ``tiles``: the pooling averages disjoint windows covering its input (kernel == stride,
+    no padding, or adaptive with divisible sizes), so its adjoint is a plain up-sampling.
+    """
 
     fn: Callable[[Tensor], Tensor] | None = None
-    kernel: tuple[int, int] | None = None  # set when the pooling tiles its input exactly
+    tiles: bool = False
 
-    def propagate(self, R, acts, cfg):
-        a, z = acts[self.ins[0]], acts[self.out]
-        s = R / rules.stabilize(z, cfg.epsilon)
-        return (a * self._adjoint(s, a.shape),)
+    def propagate(self, g, acts, cfg):
+        return (self._adjoint(g * self.factor(acts, cfg), acts[self.ins[0]].shape),)
 
     def _adjoint(self, s: Tensor, in_shape: torch.Size) -> Tensor:
         k, b = s.shape[:2]
-        if self.kernel is not None and s.ndim == 5:
+        if self.tiles and s.ndim == 5:
             kh, kw = in_shape[2] // s.shape[3], in_shape[3] // s.shape[4]
             if kh * s.shape[3] == in_shape[2] and kw * s.shape[4] == in_shape[3]:
                 if s.shape[3] == 1 and s.shape[4] == 1:
-                    return s.expand(k, b, s.shape[2], in_shape[2], in_shape[3]) / (kh * kw)
-                up = s.repeat_interleave(kh, dim=3).repeat_interleave(kw, dim=4)
-                return up / (kh * kw)
+                    return (s / (kh * kw)).expand(k, b, s.shape[2], in_shape[2], in_shape[3])
+                return (s / (kh * kw)).repeat_interleave(kh, dim=3).repeat_interleave(kw, dim=4)
         flat = s.reshape(k * b, *s.shape[2:])
         create = torch.is_grad_enabled() and flat.requires_grad
         with torch.enable_grad():
             dummy = flat.new_zeros((k * b, *in_shape[1:]), requires_grad=True)
-            (g,) = torch.autograd.grad(self.fn(dummy), dummy, flat, create_graph=create)
-        return g.view(k, b, *in_shape[1:])
+            (out,) = torch.autograd.grad(self.fn(dummy), dummy, flat, create_graph=create)
+        return out.view(k, b, *in_shape[1:])
 
 
 @dataclass
@@ -141,11 +183,11 @@ class MaxPoolStep(Step):
     def reads(self) -> tuple[str, ...]:
         return self.ins
 
-    def propagate(self, R, acts, cfg):
+    def propagate(self, g, acts, cfg):
         a = acts[self.ins[0]]
         with torch.no_grad():
             _, idx = F.max_pool2d(a, return_indices=True, **self.kwargs)
-        return (rules.maxpool_rule(R, a, idx),)
+        return (rules.maxpool_rule(g, a, idx),)
 
 
 @dataclass
@@ -158,14 +200,10 @@ class SumStep(Step):
     operands: tuple = ()
     weights: tuple[float, ...] = ()
 
-    def propagate(self, R, acts, cfg):
+    def propagate(self, g, acts, cfg):
         vals = [acts[o] if isinstance(o, str) else o for o in self.operands]
-        out = rules.sum_rule(R, vals, self.weights, acts[self.out], cfg.epsilon)
-        by_name: dict[str, Tensor] = {}
-        for o, r in zip(self.operands, out):
-            if isinstance(o, str) and r is not None:
-                by_name[o] = by_name[o] + r if o in by_name else r
-        return tuple(by_name.get(n) for n in self.ins)
+        out = rules.sum_rule(g, self.factor(acts, cfg), vals, self.weights)
+        return _by_name(self.ins, self.operands, out)
 
 
 @dataclass
@@ -178,10 +216,14 @@ class CatStep(Step):
     def reads(self) -> tuple[str, ...]:
         return self.operands
 
-    def propagate(self, R, acts, cfg):
+    def propagate(self, g, acts, cfg):
         sizes = [acts[o].shape[self.dim] for o in self.operands]
-        parts = rules.cat_rule(R, sizes, self.dim)
-        by_name: dict[str, Tensor] = {}
-        for o, r in zip(self.operands, parts):
-            by_name[o] = by_name[o] + r if o in by_name else r
-        return tuple(by_name.get(n) for n in self.ins)
+        return _by_name(self.ins, self.operands, rules.cat_rule(g, sizes, self.dim))
+
+
+def _by_name(ins: tuple[str, ...], operands: tuple, parts: Sequence[Tensor | None]) -> tuple[Tensor | None, ...]:
+    acc: dict[str, Tensor] = {}
+    for o, r in zip(operands, parts):
+        if isinstance(o, str) and r is not None:
+            acc[o] = acc[o] + r if o in acc else r
+    return tuple(acc.get(n) for n in ins)

@@ -303,14 +303,15 @@ class BiasConfig:
             raise ValueError(f"unknown marker kind {self.kind!r}; known: {', '.join(KINDS)}")
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"bias strength must lie in [0, 1], got {self.strength}")
+        if self.num_classes > len(KINDS[self.kind]) and self.markers is None:
+            raise ValueError(f"{self.kind} markers exist for at most {len(KINDS[self.kind])} classes; "
+                             "pass `markers` explicitly")
         names = self.marker_names
         if len(names) != self.num_classes or len(set(names)) != len(names):
             raise ValueError(f"need {self.num_classes} distinct {self.kind} markers, got {names}")
         unknown = set(names) - set(KINDS[self.kind]) if self.kind != "text" else set()
         if unknown:
             raise ValueError(f"unknown {self.kind} markers {sorted(unknown)}; known: {KINDS[self.kind]}")
-        if self.num_classes > len(KINDS[self.kind]) and self.markers is None:
-            raise ValueError(f"{self.kind} markers exist for at most {len(KINDS[self.kind])} classes")
 
     @property
     def marker_names(self) -> tuple[str, ...]:

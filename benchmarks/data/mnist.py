@@ -78,12 +78,12 @@ def stratified_split(labels: np.ndarray, sizes: Mapping[str, int], seed: int = 0
     return out
 
 
-def to_canvas(images: np.ndarray, image_size: int) -> np.ndarray:
-    """Place 28-px images on a black ``image_size`` canvas: the object is scaled by
-    ``image_size / 32`` (so at 32 px it is padded by 2 px per side) and centred.
-    Returns uint8 ``[N, 1, image_size, image_size]``."""
+def to_canvas(images: np.ndarray, image_size: int, object_size: float = 28) -> np.ndarray:
+    """Place 28-px images on a black ``image_size`` canvas: the 28-px frame is scaled to
+    ``object_size * image_size / 32`` pixels (so at 32 px with the default it is padded by
+    2 px per side) and centred. Returns uint8 ``[N, 1, image_size, image_size]``."""
     n = images.shape[0]
-    side = max(1, int(round(28 * image_size / BASE_CANVAS)))
+    side = max(1, int(round(object_size * image_size / BASE_CANVAS)))
     x = torch.from_numpy(np.asarray(images, dtype=np.uint8)).float()[:, None]
     if side != 28:
         x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < 28)
@@ -122,6 +122,7 @@ BIAS_DEFAULTS: dict = {
     "n_train": 3000,
     "n_val": 500,
     "n_test": 1000,
+    "object_size": 28,
     "marker_kind": "shape",
     "marker_size": 10,
     "marker_min_size": 6,
@@ -183,7 +184,7 @@ def build_biased_28px(
             wanted = {s: sizes[s] for s in ("train", "val", "test") if pools[s] == pool}
             idx = stratified_split(labels, wanted, seed=int(p["split_seed"]))
             for split, ix in idx.items():
-                canvas = to_canvas(images[ix], image_size)
+                canvas = to_canvas(images[ix], image_size, float(p["object_size"]))
                 masks = foreground_masks(canvas, p["mask_threshold"], scaled(p["mask_dilation"], image_size),
                                          bool(p["fill_holes"]))
                 clean[split] = (canvas, masks, labels[ix])

@@ -21,7 +21,7 @@ PROFILES = {
         data={"n_train": 300, "n_val": 100, "n_test": 100},
     ),
     "cpu": ExperimentProfile(
-        backbone="small_cnn", image_size=32, epochs=8, batch_size=64, lr=1e-3,
+        backbone="small_cnn", image_size=32, epochs=10, batch_size=64, lr=1e-3,
         data={"n_train": 3000, "n_val": 500, "n_test": 1000},
     ),
     "paper": ExperimentProfile(

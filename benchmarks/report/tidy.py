@@ -1,50 +1,237 @@
-"""Run records -> one tidy pandas table (a row per run and test split)."""
+"""Run records -> one tidy pandas table (a row per run and test split).
+
+Besides the verified records, :func:`collect` gathers what must be *listed* rather than
+tabulated: damaged records (their ``done`` marker does not match their files; never mixed
+into a table) and runs that stopped with an unexpected error (``error.json`` and no ``done``
+marker). Paths in the table are relative to the records' root, so that the report does not
+depend on where the records lie.
+
+Classification metrics are recomputed from the stored predictions with
+:func:`benchmarks.evaluation.classification_metrics`, the same numbers the statistics use.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from benchmarks.store import CorruptRecordError, RunRecord, iter_records
+from benchmarks.evaluation import classification_metrics
+from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord
 
-COLUMNS = ["experiment", "method", "seed", "profile", "hparam_index", "status", "split", "accuracy", "n", "val_accuracy",
-           "train_seconds", "inference_seconds", "path"]
+METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")
+COLUMNS = [
+    "experiment", "profile", "method", "seed", "hparam_index", "hparams", "status", "reason", "split", "n",
+    *METRICS, "val_accuracy", "train_seconds", "inference_seconds", "inference_ms_per_image", "bias_strength",
+    "device", "path",
+]
+#: keys of ``config.json``'s ``experiment_profile.data`` read as the strength of an injected bias
+BIAS_STRENGTH_KEYS = ("bias_strength",)
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A record whose ``done`` marker does not match its files (left out of every table)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Errored:
+    """A run that stopped with an unexpected error (``error.json``, no ``done`` marker)."""
+
+    path: str
+    experiment: str
+    method: str
+    seed: int | None
+    hparam_index: int | None
+    reason: str
+
+
+@dataclass
+class Collection:
+    """Everything read from one records root."""
+
+    root: Path
+    records: list[RunRecord]
+    damaged: list[Damaged]
+    errored: list[Errored]
+    _arrays: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _index: dict[str, RunRecord] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {self.relative(r): r for r in self.records}
+
+    def relative(self, record: RunRecord) -> str:
+        return _relative(record.path, self.root)
+
+    def record(self, path: str) -> RunRecord:
+        return self._index[path]
+
+    def arrays(self, path: str, name: str) -> dict[str, np.ndarray]:
+        """The arrays of ``name`` (``predictions/<split>.npz``, ``explanations.npz``) of the run
+        at relative ``path``, read once."""
+        key = (path, name)
+        if key not in self._arrays:
+            self._arrays[key] = self._index[path].arrays(name)
+        return self._arrays[key]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _iter_markers(root: Path) -> Iterator[Path]:
+    yield from sorted(Path(root).glob("runs/*/*/*/" + DONE))
+
+
+def collect(root: Path) -> Collection:
+    """Read every run folder under ``root/runs``: verified records, damaged ones, errored ones."""
+    root = Path(root)
+    records: list[RunRecord] = []
+    damaged: list[Damaged] = []
+    for marker in _iter_markers(root):
+        folder = marker.parent
+        try:
+            records.append(RunDir(folder).read())
+        except CorruptRecordError as err:
+            reason = str(err)
+            prefix = f"{folder}: "
+            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+            damaged.append(Damaged(_relative(folder, root), reason))
+    errored = []
+    for error_file in sorted(root.glob("runs/*/*/*/error.json")):
+        folder = error_file.parent
+        if (folder / DONE).exists():
+            continue
+        errored.append(_errored(folder, root))
+    return Collection(root, records, damaged, errored)
+
+
+def _errored(folder: Path, root: Path) -> Errored:
+    try:
+        error = json.loads((folder / "error.json").read_text()).get("error", "unknown error")
+    except (OSError, json.JSONDecodeError) as err:
+        error = f"unreadable error.json ({type(err).__name__})"
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        config = {}
+    seed_text = folder.name.split("-")[0].removeprefix("seed")
+    seed = config.get("seed", int(seed_text) if seed_text.isdigit() else None)
+    return Errored(
+        path=_relative(folder, root),
+        experiment=config.get("experiment", folder.parent.parent.name),
+        method=config.get("method", folder.parent.name),
+        seed=seed,
+        hparam_index=config.get("hparam_index"),
+        reason=str(error).strip().splitlines()[0] if str(error).strip() else "unknown error",
+    )
 
 
 def load_records(root: Path) -> tuple[list[RunRecord], list[str]]:
     """Verified records under ``root`` and the problems found (damaged records are never
     mixed into a table: they are reported and left for ``run`` to redo)."""
-    records, problems = [], []
-    for item in iter_records(root):
-        if isinstance(item, CorruptRecordError):
-            problems.append(str(item))
-        else:
-            records.append(item)
-    return records, problems
+    found = collect(root)
+    return found.records, [f"{d.path}: {d.reason}" for d in found.damaged]
 
 
-def tidy(records: list[RunRecord]) -> pd.DataFrame:
-    """One row per (run, test split) with its accuracy and costs; failed runs keep one
-    row with ``split`` empty so that they are counted, not silently dropped."""
+def bias_strength(config: dict[str, Any]) -> float:
+    """The bias strength recorded in a run's experiment profile, NaN when none is."""
+    data = (config.get("experiment_profile") or {}).get("data") or {}
+    for key in BIAS_STRENGTH_KEYS:
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return math.nan
+
+
+def _split_metrics(record: RunRecord, collection: Collection, path: str, split: str) -> dict[str, float]:
+    pred = collection.arrays(path, f"predictions/{split}.npz")
+    if not pred or "logits" not in pred:
+        return {}
+    logits = pred["logits"]
+    names = [f"class{i}" for i in range(logits.shape[1])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = classification_metrics(pred["labels"], logits, names, kind="logits")
+    return {m: metrics.get(m, math.nan) for m in METRICS}
+
+
+def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
+    """One row per (run, test split) with its metrics and costs; failed runs keep one row
+    with ``split`` empty so that they are counted, not silently dropped. Sorted by
+    experiment, profile, method, draw, seed and split name."""
+    if not isinstance(collection, Collection):
+        collection = Collection(Path("."), list(collection), [], [])
     rows = []
-    for rec in records:
+    for rec in collection.records:
+        path = collection.relative(rec)
+        config = rec.config
         base = {
-            "experiment": rec.config["experiment"],
-            "method": rec.config["method"],
-            "seed": rec.config["seed"],
-            "profile": rec.config["profile"],
-            "hparam_index": rec.config.get("hparam_index", 0),
+            "experiment": config.get("experiment"),
+            "profile": config.get("profile"),
+            "method": config.get("method"),
+            "seed": config.get("seed"),
+            "hparam_index": config.get("hparam_index", 0),
+            "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
             "status": rec.status,
-            "val_accuracy": rec.summary.get("val_accuracy"),
-            "train_seconds": rec.summary.get("train_seconds"),
-            "path": str(rec.path),
+            "reason": None,
+            "val_accuracy": _float(rec.summary.get("val_accuracy")),
+            "train_seconds": _float(rec.summary.get("train_seconds")),
+            "bias_strength": bias_strength(config),
+            "device": rec.provenance.get("device"),
+            "path": path,
         }
         splits = rec.summary.get("splits", {})
         if rec.status != "ok" or not splits:
-            rows.append({**base, "split": None, "reason": rec.summary.get("reason")})
+            reason = rec.summary.get("reason") or _marker_reason(rec) or "no test split recorded"
+            rows.append({**base, "reason": reason, "split": None})
             continue
-        for split, metrics in splits.items():
-            rows.append({**base, "split": split, "accuracy": metrics["accuracy"], "n": metrics["n"],
-                         "inference_seconds": metrics.get("inference_seconds")})
-    return pd.DataFrame(rows)
+        for split in sorted(splits):
+            info = splits[split]
+            n = info.get("n")
+            seconds = _float(info.get("inference_seconds"))
+            metrics = _split_metrics(rec, collection, path, split)
+            if not metrics:
+                metrics = {"accuracy": _float(info.get("accuracy"))}
+            rows.append({
+                **base,
+                "split": split,
+                "n": n,
+                **metrics,
+                "inference_seconds": seconds,
+                "inference_ms_per_image": 1000 * seconds / n if n else math.nan,
+            })
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(
+        ["experiment", "profile", "method", "hparam_index", "seed", "split"], na_position="first", kind="stable"
+    )
+    return frame.reset_index(drop=True)
+
+
+def _marker_reason(rec: RunRecord) -> str | None:
+    try:
+        return json.loads((rec.path / DONE).read_text()).get("reason")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -89,7 +89,7 @@ def test_gain_supervision_is_zero_when_the_gradcam_equals_the_mask() -> None:
     assert gradcam.layer_name == "1"  # the ReLU: the last feature map with more than one pixel
     assert cam.requires_grad  # differentiable Grad-CAM
     assert torch.allclose(cam, mask, atol=1e-6)
-    assert float(supervision_loss(cam, mask)) == pytest.approx(0.0, abs=1e-10)
+    assert float(supervision_loss(cam, mask).detach()) == pytest.approx(0.0, abs=1e-10)
     assert float(supervision_loss(1 - mask, mask)) == pytest.approx(1.0)  # every pixel off by one
 
 

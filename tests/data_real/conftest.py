@@ -8,7 +8,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .trees import cxr, make_brixia, make_cohen, make_covid_qu_ex, make_folder, make_montgomery, make_shenzhen, make_tbx11k
+from .trees import (
+    cxr,
+    make_brixia,
+    make_cohen,
+    make_covid_qu_ex,
+    make_folder,
+    make_montgomery,
+    make_shenzhen,
+    make_tbx11k,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one thread is faster than several fighting over 2 shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data.real import BadImageError, EmptyMaskError, Record, build_tensors, read_image, read_mask
-from benchmarks.data.real import common
+from benchmarks.data.real import BadImageError, EmptyMaskError, Record, build_tensors, common, read_image, read_mask
 from benchmarks.data.real.common import (
     UnknownClassError,
     canonical_class,
@@ -24,7 +23,9 @@ from benchmarks.data.real.common import (
 from .trees import cxr, lungs, save
 
 
-def _rec(tmp: Path, name: str, label: str = "normal", patient: str | None = None, mask: bool = True, size: int = 24) -> Record:
+def _rec(
+    tmp: Path, name: str, label: str = "normal", patient: str | None = None, mask: bool = True, size: int = 24
+) -> Record:
     img = save(tmp / f"{name}.png", cxr(size))
     m = save(tmp / f"{name}_mask.png", lungs(size)) if mask else None
     return Record(str(img), label, (str(m),) if m else None, "src", patient)
@@ -35,7 +36,7 @@ def test_read_image_modes(tmp_path: Path) -> None:
     assert np.array_equal(read_image(save(tmp_path / "a.png", a)), a)
     rgb = np.stack([a, a, a], -1)
     assert np.array_equal(read_image(save(tmp_path / "rgb.png", rgb)), a)
-    sixteen = (a.astype(np.uint16) * 200 + 7)
+    sixteen = a.astype(np.uint16) * 200 + 7
     Image.fromarray(sixteen).save(tmp_path / "16.png")
     out = read_image(tmp_path / "16.png")
     assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255  # min-max scaled
@@ -122,9 +123,9 @@ def test_patient_split_keeps_patients_together_and_is_deterministic() -> None:
     assert a != patient_split(recs, fr, seed=2)
     check_patient_disjoint(recs, a)
     for split in fr:  # every split gets every class
-        assert {r.label for r, s in zip(recs, a) if s == split} == {"normal", "covid19", "pneumonia"}
+        assert {r.label for r, s in zip(recs, a, strict=True) if s == split} == {"normal", "covid19", "pneumonia"}
     by_patient: dict[str, set[str]] = {}
-    for r, s in zip(recs, a):
+    for r, s in zip(recs, a, strict=True):
         if r.patient:
             by_patient.setdefault(r.patient, set()).add(s)
     assert all(len(v) == 1 for v in by_patient.values())
@@ -135,8 +136,12 @@ def test_patient_split_keeps_patients_together_and_is_deterministic() -> None:
 
 def test_official_split_is_kept() -> None:
     recs = [Record(f"/x/{i}.png", "normal", None, "qu", None, ("train", "val", "test")[i % 3]) for i in range(9)]
-    out = patient_split(recs, {"train": 0.7, "val": 0.1, "in_distribution": 0.2}, 0,
-                        official={"train": "train", "val": "val", "test": "in_distribution"})
+    out = patient_split(
+        recs,
+        {"train": 0.7, "val": 0.1, "in_distribution": 0.2},
+        0,
+        official={"train": "train", "val": "val", "test": "in_distribution"},
+    )
     assert out == ["train", "val", "in_distribution"] * 3
 
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from benchmarks.api import ExperimentProfile
 from benchmarks.data.real import LayoutError
 from benchmarks.experiments import real_cxr
-
-from PIL import Image
 
 from .trees import lungs, save
 
@@ -19,7 +18,9 @@ from .trees import lungs, save
 def _smoke(name: str, **data) -> ExperimentProfile:  # noqa: ANN003
     spec = getattr(real_cxr, name).__experiment_spec__
     base = spec.profile("smoke")
-    return ExperimentProfile(base.backbone, base.image_size, base.epochs, base.batch_size, base.lr, {**base.data, **data})
+    return ExperimentProfile(
+        base.backbone, base.image_size, base.epochs, base.batch_size, base.lr, {**base.data, **data}
+    )
 
 
 def _groups(split) -> set[str]:  # noqa: ANN001
@@ -40,7 +41,9 @@ def test_unset_or_missing_data_root_prints_the_layout(tmp_path: Path, monkeypatc
     monkeypatch.delenv("ISNET_BENCHMARKS_DATA", raising=False)
     with pytest.raises(FileNotFoundError) as err:
         real_cxr.covid_real(_smoke("covid_real"), 0, tmp_path / "cache")
-    assert "ISNET_BENCHMARKS_DATA" in str(err.value) and "covid-qu-ex/" in str(err.value) and "brixia/" in str(err.value)
+    assert (
+        "ISNET_BENCHMARKS_DATA" in str(err.value) and "covid-qu-ex/" in str(err.value) and "brixia/" in str(err.value)
+    )
     monkeypatch.setenv("ISNET_BENCHMARKS_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="shenzhen-masks|montgomery/"):
         real_cxr.tb_real(_smoke("tb_real"), 0, tmp_path / "cache")
@@ -60,7 +63,9 @@ def test_covid_real_protocol(covid_root: Path, tmp_path: Path) -> None:
         assert split.images.shape[1:] == (1, 32, 32)
     external = _groups(bundle.tests["external"])
     assert external and not external & train_sources  # external hospitals never seen in training
-    assert bundle.has_masks and bundle.train.masks is not None and bool((bundle.train.masks.flatten(1).sum(1) > 0).all())
+    assert (
+        bundle.has_masks and bundle.train.masks is not None and bool((bundle.train.masks.flatten(1).sum(1) > 0).all())
+    )
     assert set(bundle.train.labels.tolist()) == {0, 1, 2}
     notes = bundle.notes
     assert notes["protocol"]["train"] == ["covid-qu-ex", "covid-chestxray-dataset"]
@@ -84,7 +89,7 @@ def test_covid_real_cohen_patients_stay_in_one_split(covid_root: Path, tmp_path:
     for seed in range(5):
         split = patient_split(recs, DEFAULT_FRACTIONS, seed)
         for pid in {r.patient for r in recs}:
-            assert len({s for r, s in zip(recs, split) if r.patient == pid}) == 1
+            assert len({s for r, s in zip(recs, split, strict=True) if r.patient == pid}) == 1
 
 
 def test_tb_real_overlap_removal_and_unmasked_training_images(tb_root: Path, tmp_path: Path) -> None:

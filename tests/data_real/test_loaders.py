@@ -7,18 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .trees import (
-    cxr,
-    lungs,
-    make_brixia,
-    make_cohen,
-    make_covid_qu_ex,
-    make_folder,
-    make_montgomery,
-    make_shenzhen,
-    make_tbx11k,
-    save,
-)
 
 from benchmarks.data.real import (
     COLLECTIONS,
@@ -34,6 +22,19 @@ from benchmarks.data.real import (
     read_mask,
     shenzhen,
     tbx11k,
+)
+
+from .trees import (
+    cxr,
+    lungs,
+    make_brixia,
+    make_cohen,
+    make_covid_qu_ex,
+    make_folder,
+    make_montgomery,
+    make_shenzhen,
+    make_tbx11k,
+    save,
 )
 
 
@@ -183,8 +184,11 @@ def test_tbx11k_coco_labels_and_overlap_exclusion(tmp_path: Path) -> None:
     root = make_tbx11k(
         tmp_path / "tbx",
         n_per_class=2,
-        extra={"extra/mc/MCUCXR_0001_1.png": cxr(32), "extra/da+db/train/p0001.png": cxr(32),
-               "extra/sh/CHNCXR_0003_0.png": cxr(32)},
+        extra={
+            "extra/mc/MCUCXR_0001_1.png": cxr(32),
+            "extra/da+db/train/p0001.png": cxr(32),
+            "extra/sh/CHNCXR_0003_0.png": cxr(32),
+        },
     )
     stats: dict = {}
     recs = tbx11k.load(root, exclude=("montgomery", "shenzhen"), stats=stats)

@@ -26,8 +26,16 @@ def masked_records(tmp_path: Path) -> list[Record]:
 def test_segmenter_learns_on_tiny_data_and_predicts(masked_records: list[Record], tmp_path: Path) -> None:
     model_path = tmp_path / "seg.pt"
     summary = train_segmenter(
-        masked_records, model_path, image_size=32, widths=(4, 8), epochs=40, batch_size=4, lr=1e-2,
-        max_steps=60, device="cpu", log=lambda _: None,
+        masked_records,
+        model_path,
+        image_size=32,
+        widths=(4, 8),
+        epochs=40,
+        batch_size=4,
+        lr=1e-2,
+        max_steps=60,
+        device="cpu",
+        log=lambda _: None,
     )
     assert model_path.is_file() and summary["steps"] == 60
     assert set(summary["sources"]) == {"montgomery", "shenzhen"}
@@ -77,8 +85,26 @@ def test_masks_command_train_then_predict(tmp_path: Path, monkeypatch: pytest.Mo
     make_tbx11k(root / "tbx11k", n_per_class=1)
     model = tmp_path / "seg.pt"
     monkeypatch.setenv("ISNET_BENCHMARKS_DATA", str(root))
-    args = _parse(["train", "--out", str(model), "--size", "32", "--widths", "4", "8", "--epochs", "1",
-                   "--max-steps", "2", "--batch-size", "4", "--device", "cpu"])
+    args = _parse(
+        [
+            "train",
+            "--out",
+            str(model),
+            "--size",
+            "32",
+            "--widths",
+            "4",
+            "8",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+        ]
+    )
     assert masks_cli.main(args) == 0 and model.is_file()
     assert "montgomery: 4 images with lung masks" in capsys.readouterr().out
     # threshold 0 keeps every pixel, so that the barely trained model writes a mask per image
@@ -94,8 +120,23 @@ def test_masks_command_train_then_predict(tmp_path: Path, monkeypatch: pytest.Mo
     # generic folder with an explicit output folder
     hosp = make_folder(tmp_path / "hosp", {"normal": 2}, masks=None)
     out = tmp_path / "hosp-pred"
-    args = _parse(["predict", "--model", str(model), "--collection", "folder", "--root", str(hosp), "--out", str(out),
-                   "--threshold", "0", "--device", "cpu"])
+    args = _parse(
+        [
+            "predict",
+            "--model",
+            str(model),
+            "--collection",
+            "folder",
+            "--root",
+            str(hosp),
+            "--out",
+            str(out),
+            "--threshold",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
     assert masks_cli.main(args) == 0
     assert sorted(p.name for p in out.glob("*.png")) == ["normal_0_mask.png", "normal_1_mask.png"]
 

@@ -149,7 +149,7 @@ def make_brixia(root: Path, n_subjects: int = 3) -> Path:
         for k in range(2):
             name = f"{1000 + 10 * s + k}.dcm"
             photometric = "MONOCHROME1" if k else "MONOCHROME2"
-            px = (cxr(20, 24).astype(np.uint16) * 16)  # 12-bit content
+            px = cxr(20, 24).astype(np.uint16) * 16  # 12-bit content
             write_dicom(root / "dicom_clean" / name, px, photometric)
             rows.append(f"{name};{s};Acme;012300;6;{s % 2};M;50;CR;{photometric}")
     (root / "metadata_global_v2.csv").write_text(BRIXIA_HEADER + "\n" + "\n".join(rows) + "\n")
@@ -202,8 +202,16 @@ def make_tbx11k(root: Path, n_per_class: int = 3, extra: dict[str, np.ndarray] |
         save(root / "imgs" / name, pixels)
         images.append({"id": iid, "file_name": name, "width": pixels.shape[1], "height": pixels.shape[0]})
         if name.startswith("tb/"):
-            annotations.append({"id": len(annotations) + 1, "image_id": iid, "category_id": 1 + iid % 2,
-                                "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": iid,
+                    "category_id": 1 + iid % 2,
+                    "bbox": [2, 2, 8, 8],
+                    "area": 64,
+                    "iscrowd": 0,
+                }
+            )
     save(root / "imgs" / "test" / "t0001.png", cxr(32))
     coco = {"images": images, "annotations": annotations, "categories": categories}
     path = root / "annotations" / "json" / "TBX11K_trainval.json"
@@ -221,5 +229,3 @@ def make_folder(root: Path, classes: dict[str, int], masks: str | None = "inside
             elif masks == "sibling":
                 save(root.parent / f"{root.name}_masks" / cls / f"{cls}_{i}_mask.png", lungs(size))
     return root
-
-

@@ -96,10 +96,24 @@ def _simple(module) -> Callable[[Path, Path | None, frozenset[str], dict], list[
 COLLECTIONS: dict[str, Collection] = {
     c.name: c
     for c in (
-        Collection(covid_qu_ex.SOURCE, covid_qu_ex.FOLDER, covid_qu_ex.LAYOUT, ("normal", "pneumonia", "covid19"), _simple(covid_qu_ex)),
-        Collection(covid_chestxray.SOURCE, covid_chestxray.FOLDER, covid_chestxray.LAYOUT, ("normal", "pneumonia", "covid19"), _simple(covid_chestxray)),
+        Collection(
+            covid_qu_ex.SOURCE,
+            covid_qu_ex.FOLDER,
+            covid_qu_ex.LAYOUT,
+            ("normal", "pneumonia", "covid19"),
+            _simple(covid_qu_ex),
+        ),
+        Collection(
+            covid_chestxray.SOURCE,
+            covid_chestxray.FOLDER,
+            covid_chestxray.LAYOUT,
+            ("normal", "pneumonia", "covid19"),
+            _simple(covid_chestxray),
+        ),
         Collection(brixia.SOURCE, brixia.FOLDER, brixia.LAYOUT, ("covid19",), _simple(brixia)),
-        Collection(montgomery.SOURCE, montgomery.FOLDER, montgomery.LAYOUT, ("normal", "tuberculosis"), _simple(montgomery)),
+        Collection(
+            montgomery.SOURCE, montgomery.FOLDER, montgomery.LAYOUT, ("normal", "tuberculosis"), _simple(montgomery)
+        ),
         Collection(shenzhen.SOURCE, shenzhen.FOLDER, shenzhen.LAYOUT, ("normal", "tuberculosis"), _shenzhen),
         Collection(tbx11k.SOURCE, tbx11k.FOLDER, tbx11k.LAYOUT, ("normal", "sick", "tuberculosis"), _tbx11k),
     )

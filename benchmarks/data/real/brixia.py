@@ -58,5 +58,7 @@ def load(root: Path | str, *, image_folder: str = "dicom_clean", stats: dict | N
                 continue
             records.append(Record(str(image), "covid19", None, SOURCE, row["Subject"] or None))
     if not records:
-        raise LayoutError(f"{SOURCE}: none of the images listed in {meta} is in {str(folder)!r}. Expected layout:\n{LAYOUT}")
+        raise LayoutError(
+            f"{SOURCE}: none of the images listed in {meta} is in {str(folder)!r}. Expected layout:\n{LAYOUT}"
+        )
     return records

@@ -50,6 +50,7 @@ from benchmarks.data.real.common import (
     near_duplicates,
     patient_split,
     subsample,
+    thumbnails,
 )
 
 PREDICTED_MASKS = "predicted-masks"
@@ -80,7 +81,9 @@ def data_root_layout(sources: Sequence[Source]) -> str:
     for s in sources:
         tag = "required" if s.required else "optional"
         lines.append(f"  {s.folder + '/':<28} {s.role} source, {tag}")
-    lines.append(f"  {PREDICTED_MASKS + '/<source>/':<28} optional predicted lung masks (python -m benchmarks masks predict)")
+    lines.append(
+        f"  {PREDICTED_MASKS + '/<source>/':<28} optional predicted lung masks (python -m benchmarks masks predict)"
+    )
     text = "\n".join(lines)
     for s in sources:
         text += f"\n\n{s.folder}/ ({s.name}):\n" + "\n".join("  " + line for line in s.layout.splitlines())
@@ -98,18 +101,17 @@ def resolve_data_root(sources: Sequence[Source], data_root: Path | str | None = 
         )
     root = Path(value).expanduser()
     if not root.is_dir():
-        raise LayoutError(f"data root {str(root)!r} ({DATA_ENV}) is not a folder. Expected layout:\n" + data_root_layout(sources))
+        raise LayoutError(
+            f"data root {str(root)!r} ({DATA_ENV}) is not a folder. Expected layout:\n" + data_root_layout(sources)
+        )
     return root
 
 
-def _split_tensor(images: Tensor, masks: Tensor | None, labels: Tensor, groups: Tensor, idx: Tensor, names: tuple[str, ...]) -> TensorSplit:
-    return TensorSplit(
-        images[idx].clone(),
-        labels[idx].clone(),
-        None if masks is None else masks[idx].clone(),
-        groups[idx].clone(),
-        names,
-    )
+def _split_tensor(
+    images: Tensor, masks: Tensor | None, labels: Tensor, groups: Tensor, idx: Tensor, names: tuple[str, ...]
+) -> TensorSplit:
+    # advanced indexing copies, so the splits never share storage with each other
+    return TensorSplit(images[idx], labels[idx], None if masks is None else masks[idx], groups[idx], names)
 
 
 def build_real_bundle(
@@ -142,11 +144,14 @@ def build_real_bundle(
     missing = [s.folder for s in absent if s.required]
     if missing:
         raise LayoutError(
-            f"{experiment}: {missing} missing under data root {str(root)!r}. Expected layout:\n" + data_root_layout(sources)
+            f"{experiment}: {missing} missing under data root {str(root)!r}. Expected layout:\n"
+            + data_root_layout(sources)
         )
     for role in ("train", "external"):
         if not any(s.role == role for s in present):
-            raise LayoutError(f"{experiment}: no {role} source under {str(root)!r}. Expected layout:\n" + data_root_layout(sources))
+            raise LayoutError(
+                f"{experiment}: no {role} source under {str(root)!r}. Expected layout:\n" + data_root_layout(sources)
+            )
     active = frozenset(s.name for s in present)
     group_names = tuple(s.name for s in present)
 
@@ -165,7 +170,9 @@ def build_real_bundle(
             stats[f"class_left_out:{label}"] = n
         records = subsample([r for r in records if r.label in class_index], params.get("max_per_class"))
         if not records:
-            raise LayoutError(f"{experiment}: {src.name} has no image of classes {list(classes)} under {str(root / src.folder)!r}")
+            raise LayoutError(
+                f"{experiment}: {src.name} has no image of classes {list(classes)} under {str(root / src.folder)!r}"
+            )
         tensors, key = build_tensors(records, size, cache_dir, f"real-{src.name}", on_bad=on_bad)
         ok = tensors["status"] != 1
         stats["bad_image_skipped"] = int((~ok).sum())
@@ -175,20 +182,27 @@ def build_real_bundle(
         parts.append({k: v[keep] for k, v in tensors.items()})
         src_index += [gi] * len(keep)
         keys.append(key)
-        notes_sources[src.name] = {"role": src.role, "images": len(keep), "cache_key": key, "stats": dict(sorted(stats.items()))}
+        notes_sources[src.name] = {
+            "role": src.role,
+            "images": len(keep),
+            "cache_key": key,
+            "stats": dict(sorted(stats.items())),
+        }
     images = torch.cat([p["images"] for p in parts])
     masks = torch.cat([p["masks"] for p in parts])
     has_mask = torch.cat([p["has_mask"] for p in parts])
+    del parts  # the per-source tensors are copied into the concatenation above
     labels = torch.tensor([class_index[r.label] for r in all_records], dtype=torch.long)
     groups = torch.tensor(src_index, dtype=torch.long)
     n = len(all_records)
     alive = torch.ones(n, dtype=torch.bool)
+    thumbs = thumbnails(images) if threshold is not None else torch.empty(0)
     removed: dict[str, int] = {}
 
     def dedup(cand: Tensor, ref: Tensor, what: str) -> None:
         if threshold is None or len(cand) == 0 or len(ref) == 0:
             return
-        dup = near_duplicates(images[ref], images[cand], float(threshold))
+        dup = near_duplicates(thumbs[ref], thumbs[cand], float(threshold))
         alive[cand[dup]] = False
         if int(dup.sum()):
             removed[what] = removed.get(what, 0) + int(dup.sum())
@@ -207,14 +221,15 @@ def build_real_bundle(
     pool_records = [all_records[i] for i in train_pool]
     assignment = patient_split(pool_records, fractions, seed, official=OFFICIAL)
     check_patient_disjoint(pool_records, assignment)
-    split_of = dict(zip(train_pool, assignment))
+    split_of = dict(zip(train_pool, assignment, strict=True))
     split_idx = {s: [i for i in train_pool if split_of[i] == s] for s in DEFAULT_FRACTIONS}
     external = [i for i in range(n) if int(groups[i]) not in train_groups and bool(alive[i])]
     for s in ("train", "val"):
         unmasked = [i for i in split_idx[s] if not bool(has_mask[i])]
         if unmasked and unmasked_train == "error":
             raise ValueError(
-                f"{experiment}: {len(unmasked)} {s} images have no lung mask (first: {all_records[unmasked[0]].image}); "
+                f"{experiment}: {len(unmasked)} {s} images have no lung mask "
+                f"(first: {all_records[unmasked[0]].image}); "
                 f"predict masks with `python -m benchmarks masks predict` into {root / PREDICTED_MASKS}/<source>/"
             )
         if unmasked:

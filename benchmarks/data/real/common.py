@@ -86,7 +86,9 @@ class Record:
         return (self.source, self.patient if self.patient is not None else "img:" + self.image)
 
     def with_mask(self, mask: Sequence[str] | None) -> Record:
-        return Record(self.image, self.label, None if mask is None else tuple(mask), self.source, self.patient, self.split)
+        return Record(
+            self.image, self.label, None if mask is None else tuple(mask), self.source, self.patient, self.split
+        )
 
 
 def require_dir(path: Path | str | None, collection: str, layout: str) -> Path:
@@ -103,26 +105,13 @@ def require_file(path: Path, collection: str, layout: str) -> Path:
     return path
 
 
-def find_subdir(root: Path, names: Sequence[str], max_depth: int = 2) -> Path | None:
-    """The first folder under ``root`` (``root`` itself included, then up to ``max_depth``
-    levels down, as archives unpack with an extra level) whose relative path is one of
-    ``names``; ``None`` if none is there."""
-    levels = [[root]]
-    for _ in range(max_depth):
-        levels.append([c for base in levels[-1] for c in sorted(base.iterdir()) if c.is_dir()])
-    for level in levels:
-        for base in level:
-            for name in names:
-                if (base / name).is_dir():
-                    return base / name
-    return None
-
-
 def list_images(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
     """Image files directly inside ``folder`` (sorted; hidden files skipped)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    )
 
 
 # --------------------------------------------------------------------------- reading
@@ -409,7 +398,9 @@ def patient_split(
         target = {s: fractions[s] / total * n_label for s in names}
         count = dict.fromkeys(names, 0)
         for _, idx in items:
-            best = max((s for s in names if target[s] > 0), key=lambda s: ((target[s] - count[s]) / target[s], -names.index(s)))
+            best = max(
+                (s for s in names if target[s] > 0), key=lambda s: ((target[s] - count[s]) / target[s], -names.index(s))
+            )
             count[best] += len(idx)
             for i in idx:
                 out[i] = best
@@ -419,7 +410,7 @@ def patient_split(
 def check_patient_disjoint(records: Sequence[Record], splits: Sequence[str]) -> None:
     """Raise ``ValueError`` if one patient (source, patient id) appears in two splits."""
     seen: dict[tuple[str, str], str] = {}
-    for rec, split in zip(records, splits):
+    for rec, split in zip(records, splits, strict=True):
         if rec.patient is None:
             continue
         key = (rec.source, rec.patient)
@@ -432,7 +423,9 @@ def subsample(records: Sequence[Record], max_per_class: int | None, seed: int = 
     groups in a fixed order (seed 0 by default, so that every run seed shares one cache entry)."""
     if not max_per_class:
         return list(records)
-    cells: dict[tuple[str, str, str | None], dict[tuple[str, str], list[Record]]] = defaultdict(lambda: defaultdict(list))
+    cells: dict[tuple[str, str, str | None], dict[tuple[str, str], list[Record]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     for rec in records:
         cells[(rec.source, rec.label, rec.split)][rec.group_key].append(rec)
     rng = random.Random(seed)
@@ -451,28 +444,34 @@ def subsample(records: Sequence[Record], max_per_class: int | None, seed: int = 
 
 
 # --------------------------------------------------------------------------- duplicates
-def thumbnails(images: Tensor, side: int = 32) -> Tensor:
+def thumbnails(images: Tensor, side: int = 32, chunk: int = 1024) -> Tensor:
     """Zero-mean, unit-norm ``side x side`` thumbnails ``[N, side*side]`` of uint8 or float
-    images ``[N, 1, H, W]``, for near-duplicate search."""
-    x = images.float()
-    if x.shape[-1] != side or x.shape[-2] != side:
-        x = torch.nn.functional.interpolate(x, size=(side, side), mode="area")
-    x = x.flatten(1)
-    x = x - x.mean(dim=1, keepdim=True)
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    images ``[N, 1, H, W]``, for near-duplicate search (computed ``chunk`` images at a time,
+    so that large uint8 collections are never converted to float whole)."""
+    out = torch.empty(len(images), side * side)
+    for start in range(0, len(images), chunk):
+        x = images[start : start + chunk].float()
+        if x.shape[-1] != side or x.shape[-2] != side:
+            x = torch.nn.functional.interpolate(x, size=(side, side), mode="area")
+        x = x.flatten(1)
+        x = x - x.mean(dim=1, keepdim=True)
+        out[start : start + chunk] = x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    return out
 
 
 def near_duplicates(reference: Tensor, candidates: Tensor, threshold: float = 0.99, chunk: int = 2048) -> Tensor:
     """``bool [len(candidates)]``: which candidate images correlate with some reference image
-    above ``threshold`` (32x32 thumbnails; the same radiograph re-encoded or resized by
-    another collection scores about 1, different patients well below)."""
+    at ``threshold`` or above, on 32x32 thumbnails (the same radiograph re-encoded or resized
+    by another collection scores about 1, different patients well below). Images are
+    ``[N, 1, H, W]``; 2-D inputs are taken as :func:`thumbnails` already computed."""
     if len(reference) == 0 or len(candidates) == 0:
         return torch.zeros(len(candidates), dtype=torch.bool)
-    ref = thumbnails(reference)
-    out = torch.zeros(len(candidates), dtype=torch.bool)
-    for start in range(0, len(candidates), chunk):
-        cand = thumbnails(candidates[start : start + chunk])
-        best = torch.zeros(len(cand))
+    ref = reference if reference.ndim == 2 else thumbnails(reference)
+    cands = candidates if candidates.ndim == 2 else thumbnails(candidates)
+    out = torch.zeros(len(cands), dtype=torch.bool)
+    for start in range(0, len(cands), chunk):
+        cand = cands[start : start + chunk]
+        best = torch.full((len(cand),), -1.0)
         for rs in range(0, len(ref), chunk):
             best = torch.maximum(best, (cand @ ref[rs : rs + chunk].T).max(dim=1).values)
         out[start : start + chunk] = best >= threshold
@@ -511,13 +510,9 @@ def canonical_class(name: str, allowed: Sequence[str] | None = None, where: str 
     return canon
 
 
-def count_by(records: Iterable[Record], *fields: str) -> dict[str, int]:
-    """Counts keyed ``"a/b"`` by the given record attributes (for bundle notes)."""
-    c = Counter("/".join(str(getattr(r, f)) for f in fields) for r in records)
-    return dict(sorted(c.items()))
-
-
-def mask_lookup(records: Sequence[Record], folder: Path | None, fn: Callable[[Record], Path] | None = None) -> list[Record]:
+def mask_lookup(
+    records: Sequence[Record], folder: Path | None, fn: Callable[[Record], Path] | None = None
+) -> list[Record]:
     """Give records without a mask the predicted mask ``<folder>/<stem>_mask.png`` when
     that file exists (the ``masks predict`` command writes them)."""
     if folder is None or not Path(folder).is_dir():

@@ -135,7 +135,9 @@ def load(
                         mask = str(vae_dir / name)
                         break
             bump("mask_v7" if mask in v7_refs else "mask_lungvae" if mask else "missing_mask")
-            records.append(Record(str(image), label, (mask,) if mask else None, SOURCE, row["patientid"].strip() or None))
+            records.append(
+                Record(str(image), label, (mask,) if mask else None, SOURCE, row["patientid"].strip() or None)
+            )
     if not records:
         raise LayoutError(f"{SOURCE}: no frontal X-ray with a usable finding in {meta}. Expected layout:\n{LAYOUT}")
     return records

@@ -50,10 +50,14 @@ def load(
         with open(root / "patients.csv", newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if not {"image", "patient"} <= set(reader.fieldnames or []):
-                raise LayoutError(f"{source}: {root / 'patients.csv'} needs columns image,patient. Expected layout:\n{LAYOUT}")
+                raise LayoutError(
+                    f"{source}: {root / 'patients.csv'} needs columns image,patient. Expected layout:\n{LAYOUT}"
+                )
             patients = {row["image"].strip().replace("\\", "/"): row["patient"].strip() for row in reader}
     records: list[Record] = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "masks" and not p.name.startswith(".")):
+    for class_dir in sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name != "masks" and not p.name.startswith(".")
+    ):
         label = canonical_class(class_dir.name, classes, where=str(class_dir))
         for img in list_images(class_dir):
             mask = None

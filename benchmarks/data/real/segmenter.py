@@ -126,14 +126,18 @@ def train_segmenter(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if max_steps is not None and step >= max_steps:
                 break
         dice = evaluate(model, images[va], masks[va], batch_size, dev)
         log(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses) if losses else float('nan'):.4f}, val Dice {dice:.4f}")
         if dice > best["dice"]:
-            best = {"dice": dice, "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, "epoch": epoch}
+            best = {
+                "dice": dice,
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "epoch": epoch,
+            }
         if max_steps is not None and step >= max_steps:
             break
     sources = sorted({r.source for r in masked})
@@ -227,11 +231,20 @@ def predict_masks(
     ``bad_image``.
     """
     todo = [r for r in records if not (only_missing and r.mask is not None)]
-    counts = {"written": 0, "kept_existing": 0, "has_mask": len(records) - len(todo), "empty_prediction": 0, "bad_image": 0}
+    counts = {
+        "written": 0,
+        "kept_existing": 0,
+        "has_mask": len(records) - len(todo),
+        "empty_prediction": 0,
+        "bad_image": 0,
+    }
     stems: dict[str, str] = {}
     for r in todo:
         if r.stem in stems and stems[r.stem] != r.image:
-            raise ValueError(f"two images share the stem {r.stem!r}: {stems[r.stem]} and {r.image}; predict them into separate folders")
+            raise ValueError(
+                f"two images share the stem {r.stem!r}: {stems[r.stem]} and {r.image}; "
+                "predict them into separate folders"
+            )
         stems[r.stem] = r.image
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,10 +271,13 @@ def predict_masks(
         if not arrays:
             continue
         x = torch.stack(
-            [torch.from_numpy(np.asarray(Image.fromarray(a).resize((size, size), Image.Resampling.BILINEAR))) for a in arrays]
+            [
+                torch.from_numpy(np.array(Image.fromarray(a).resize((size, size), Image.Resampling.BILINEAR)))
+                for a in arrays
+            ]
         )
         prob = torch.sigmoid(model(x[:, None].float().div(255).to(dev))).cpu()
-        for rec, arr, p in zip(keep, arrays, prob):
+        for rec, arr, p in zip(keep, arrays, prob, strict=True):
             full = F.interpolate(p[None], size=arr.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
             mask = postprocess(full >= threshold)
             if not mask.any():

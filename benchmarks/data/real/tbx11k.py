@@ -57,7 +57,10 @@ def _json_files(root: Path, names: tuple[str, ...] | None) -> list[Path]:
         paths = [folder / n for n in group]
         if all(p.is_file() for p in paths):
             return paths
-    raise LayoutError(f"{SOURCE}: no COCO JSON ({DEFAULT_JSON[0]} or {' + '.join(FALLBACK_JSON)}) in {str(folder)!r}. Expected layout:\n{LAYOUT}")
+    raise LayoutError(
+        f"{SOURCE}: no COCO JSON ({DEFAULT_JSON[0]} or {' + '.join(FALLBACK_JSON)}) in {str(folder)!r}. "
+        f"Expected layout:\n{LAYOUT}"
+    )
 
 
 def _label(file_name: str, has_tb_box: bool, where: str) -> str:
@@ -73,7 +76,10 @@ def _label(file_name: str, has_tb_box: bool, where: str) -> str:
         prefix = PurePosixPath(file_name).name[:1].lower()
         if prefix in ("n", "p"):
             return "normal" if prefix == "n" else "tuberculosis"
-    raise UnknownClassError(f"{where}: cannot tell the class of {file_name!r} (expected under {sorted(FOLDER_LABELS)}/ or extra/ with an n/p prefix)")
+    raise UnknownClassError(
+        f"{where}: cannot tell the class of {file_name!r} "
+        f"(expected under {sorted(FOLDER_LABELS)}/ or extra/ with an n/p prefix)"
+    )
 
 
 def is_nlm_copy(file_name: str, collection: str) -> bool:
@@ -115,7 +121,8 @@ def load(
         except (ValueError, KeyError, TypeError) as err:
             raise LayoutError(f"{SOURCE}: {path} is not a COCO JSON ({err}). Expected layout:\n{LAYOUT}") from err
         tb_cats = {
-            cid for cid, c in categories.items()
+            cid
+            for cid, c in categories.items()
             if any(w in (str(c.get("name", "")) + " " + str(c.get("supercategory", ""))).lower() for w in TB_WORDS)
         }
         tb_images = {a["image_id"] for a in annotations if a.get("category_id") in tb_cats}

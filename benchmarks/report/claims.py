@@ -1,0 +1,287 @@
+"""The claims of the ISNet paper, each decided by the measured numbers and tests.
+
+Nothing here is hard-coded to an outcome: every verdict follows from a stated rule applied
+to the analysis. Verdicts:
+
+* ``holds`` - the numbers support the claim by its rule;
+* ``does not hold`` - the numbers contradict it (a point estimate on the wrong side, or a
+  difference outside the equivalence margin);
+* ``inconclusive`` - the point estimates agree with the claim but the test does not show it
+  (too few seeds or images to tell);
+* ``not measured`` - the runs needed are absent (no ISNet, no baseline, no shifted split,
+  no explanation scores, timings from different devices).
+
+A claim's overall verdict: ``not measured`` when no experiment measured it, ``does not hold``
+when any experiment contradicts it, ``holds`` when every measuring experiment supports it,
+``inconclusive`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from benchmarks.report.analysis import ALPHA, CLAIM_EXPLAINER, LEVEL, REFERENCE, Analysis
+
+HOLDS, FAILS, UNCLEAR, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
+STANDARD = "standard"
+#: largest accuracy difference (absolute, 0-1) still counted as "the same" for claim 1
+EQUIVALENCE_MARGIN = 0.02
+#: largest relative excess of ISNet's inference time over the standard classifier's still
+#: counted as "no extra cost" (timings of the same device are noisy)
+TIME_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class Finding:
+    experiment: str
+    profile: str
+    verdict: str
+    evidence: str
+
+
+@dataclass
+class Claim:
+    number: int
+    statement: str
+    rule: str
+    findings: list[Finding] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        measured = [f.verdict for f in self.findings if f.verdict != NOT_MEASURED]
+        if not measured:
+            return NOT_MEASURED
+        if FAILS in measured:
+            return FAILS
+        if all(v == HOLDS for v in measured):
+            return HOLDS
+        return UNCLEAR
+
+
+def is_variant(method: str, reference: str = REFERENCE) -> bool:
+    """ISNet's own variants (e.g. ``isnet_fast``) are not baselines it must beat."""
+    return method != reference and method.startswith(reference)
+
+
+def _pp(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:+.1f}"
+
+
+def _p(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else ("<0.001" if x < 0.001 else f"{x:.3f}")
+
+
+def _keys(analysis: Analysis) -> list[tuple[str, str]]:
+    return sorted(analysis.roles)
+
+
+def _methods(analysis: Analysis, key: tuple[str, str]) -> set[str]:
+    m = analysis.metrics
+    if m.empty:
+        return set()
+    return set(m[(m["experiment"] == key[0]) & (m["profile"] == key[1])]["method"])
+
+
+# -------------------------------------------------------------------------------- claim 1
+def claim_same_accuracy(analysis: Analysis) -> Claim:
+    claim = Claim(
+        1, "ISNet's accuracy is the same with or without the background bias.",
+        f"For each experiment with a synthetic bias, ISNet's in-distribution (biased) accuracy minus its accuracy on "
+        f"every shifted split (unbiased, deceiving): holds when every {LEVEL:.0%} bootstrap interval over test images "
+        f"of the gap lies within ±{100 * EQUIVALENCE_MARGIN:.0f} percentage points (equivalence), does not hold when "
+        "one lies entirely outside that margin, inconclusive otherwise. Real-data experiments are not used: their "
+        "external test also changes hospital, scanner and population, not only the bias.",
+    )
+    gaps = analysis.gaps
+    for key in _keys(analysis):
+        roles = analysis.roles[key]
+        if not roles.synthetic_bias:
+            continue
+        if REFERENCE not in _methods(analysis, key):
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{REFERENCE}` runs"))
+            continue
+        g = gaps[(gaps["experiment"] == key[0]) & (gaps["profile"] == key[1]) & (gaps["method"] == REFERENCE)] \
+            if not gaps.empty else gaps
+        if g.empty:
+            claim.findings.append(Finding(*key, NOT_MEASURED, "no in-distribution / shifted split pair"))
+            continue
+        states, parts = [], []
+        for r in g.itertuples(index=False):
+            low, high = r.boot_low, r.boot_high
+            if math.isnan(low):
+                states.append(NOT_MEASURED)
+            elif -EQUIVALENCE_MARGIN <= low and high <= EQUIVALENCE_MARGIN:
+                states.append(HOLDS)
+            elif low > EQUIVALENCE_MARGIN or high < -EQUIVALENCE_MARGIN:
+                states.append(FAILS)
+            else:
+                states.append(UNCLEAR)
+            parts.append(f"{r.minuend} − {r.subtrahend}: {_pp(r.gap)} pp [{_pp(low)}, {_pp(high)}] "
+                         f"({int(r.seeds)} seeds)")
+        claim.findings.append(Finding(*key, _combine(states), "; ".join(parts)))
+    if not claim.findings:
+        claim.note = "No experiment with a synthetic bias among the records."
+    return claim
+
+
+def _combine(states: list[str]) -> str:
+    measured = [s for s in states if s != NOT_MEASURED]
+    if not measured:
+        return NOT_MEASURED
+    if FAILS in measured:
+        return FAILS
+    return HOLDS if all(s == HOLDS for s in measured) else UNCLEAR
+
+
+def _decide(diff: float, p: float) -> str:
+    """One comparison of a 'better than' claim: ahead and significant, ahead, or not ahead."""
+    if diff is None or math.isnan(diff):
+        return NOT_MEASURED
+    if diff <= 0:
+        return FAILS
+    return HOLDS if (not math.isnan(p) and p < ALPHA) else UNCLEAR
+
+
+# -------------------------------------------------------------------------------- claim 2
+def claim_beats(analysis: Analysis, baselines: str) -> Claim:
+    standard = baselines == "standard"
+    who = "the standard classifier" if standard else "the other baselines"
+    claim = Claim(
+        2 if standard else 3,
+        f"ISNet beats {who} on the deceiving / external tests.",
+        f"ISNet's accuracy minus the other method's on every shifted split (deceiving, unbiased, external), "
+        f"paired on the same test images (McNemar exact test, Holm-Bonferroni adjusted): holds when ISNet is ahead "
+        f"with adjusted p < {ALPHA} in every comparison, does not hold when the other method is level or ahead in "
+        f"any, inconclusive otherwise."
+        + ("" if standard else f" Baselines: every method except `{REFERENCE}`, `{STANDARD}` and ISNet's own "
+           f"variants (`{REFERENCE}_*`)."),
+    )
+    paired = analysis.paired
+    for key in _keys(analysis):
+        roles = analysis.roles[key]
+        methods = _methods(analysis, key)
+        others = [STANDARD] if standard else sorted(m for m in methods
+                                                    if m not in (REFERENCE, STANDARD) and not is_variant(m))
+        if not roles.shift_splits:
+            continue
+        if REFERENCE not in methods:
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{REFERENCE}` runs"))
+            continue
+        others = [o for o in others if o in methods]
+        if not others:
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no {who} runs"))
+            continue
+        block = paired[(paired["experiment"] == key[0]) & (paired["profile"] == key[1])
+                       & paired["other"].isin(others) & paired["split"].isin(roles.shift_splits)] \
+            if not paired.empty else paired
+        if block.empty:
+            claim.findings.append(Finding(*key, NOT_MEASURED, "no paired comparison on a shifted split"))
+            continue
+        order = {s: i for i, s in enumerate(roles.order)}
+        block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
+        states = [_decide(r.acc_diff, r.mcnemar_p_holm) for r in block.itertuples(index=False)]
+        evidence = "; ".join(
+            f"{r.split} vs `{r.other}`: {_pp(r.acc_diff)} pp (p_Holm {_p(r.mcnemar_p_holm)})"
+            for r in block.itertuples(index=False))
+        claim.findings.append(Finding(*key, _combine(states), evidence))
+    return claim
+
+
+# -------------------------------------------------------------------------------- claim 3
+def claim_background(analysis: Analysis) -> Claim:
+    claim = Claim(
+        4, "ISNet's heatmaps put less relevance on the background than the other methods'.",
+        f"Share of positive {CLAIM_EXPLAINER.upper()} relevance inside the foreground mask (so 1 minus the background "
+        "share), ISNet minus each other method (ISNet's own variants excluded) on the same explained images of "
+        "every test split, paired bootstrap, Holm-Bonferroni adjusted: holds when ISNet is ahead with adjusted "
+        f"p < {ALPHA} in every comparison, does not hold when another method is level or ahead in any, "
+        "inconclusive otherwise. The other explainers are in the explanation tables.",
+    )
+    rel = analysis.relevance_paired
+    for key in _keys(analysis):
+        methods = _methods(analysis, key)
+        if REFERENCE not in methods:
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{REFERENCE}` runs"))
+            continue
+        block = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])] if not rel.empty else rel
+        if not block.empty:
+            block = block[~block["other"].map(is_variant)]
+        if block.empty:
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no {CLAIM_EXPLAINER} relevance scores to compare"))
+            continue
+        order = {s: i for i, s in enumerate(analysis.roles[key].order)}
+        block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
+        states = [_decide(r.diff, r.bootstrap_p_holm) for r in block.itertuples(index=False)]
+        evidence = "; ".join(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside (p_Holm {_p(r.bootstrap_p_holm)})"
+                             for r in block.itertuples(index=False))
+        claim.findings.append(Finding(*key, _combine(states), evidence))
+    return claim
+
+
+# -------------------------------------------------------------------------------- claim 4
+def claim_test_cost(analysis: Analysis) -> Claim:
+    claim = Claim(
+        5, "ISNet adds no cost at test time (it deploys the plain classifier).",
+        f"Inference time per test image of ISNet over the standard classifier's (mean over seeds, all splits, the "
+        f"same device): holds when the ratio is at most {1 + TIME_TOLERANCE:.2f} (a tolerance for timing noise), "
+        "does not hold above it; not measured when the two were timed on different devices.",
+    )
+    t = analysis.timing
+    for key in _keys(analysis):
+        block = t[(t["experiment"] == key[0]) & (t["profile"] == key[1])] if not t.empty else t
+        ref = block[block["method"] == REFERENCE]
+        std = block[block["method"] == STANDARD]
+        if ref.empty or std.empty:
+            missing = REFERENCE if ref.empty else STANDARD
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{missing}` runs"))
+            continue
+        ref, std = ref.iloc[0], std.iloc[0]
+        if ref["devices"] != std["devices"] or ";" in str(ref["devices"]):
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"timed on different devices ({ref['devices']} / "
+                                                              f"{std['devices']})"))
+            continue
+        ratio = ref["inference_ms_per_image"] / std["inference_ms_per_image"]
+        verdict = NOT_MEASURED if math.isnan(ratio) else (HOLDS if ratio <= 1 + TIME_TOLERANCE else FAILS)
+        evidence = (f"{ref['inference_ms_per_image']:.3f} vs {std['inference_ms_per_image']:.3f} ms / image, "
+                    f"ratio {ratio:.2f} ({ref['devices']})")
+        claim.findings.append(Finding(*key, verdict, evidence))
+    return claim
+
+
+def decide(analysis: Analysis) -> list[Claim]:
+    """Every claim, in the order of the paper's argument."""
+    return [
+        claim_same_accuracy(analysis),
+        claim_beats(analysis, "standard"),
+        claim_beats(analysis, "others"),
+        claim_background(analysis),
+        claim_test_cost(analysis),
+    ]
+
+
+def claims_frame(claims: list[Claim]) -> pd.DataFrame:
+    rows = []
+    for c in claims:
+        rows.append({"claim": c.number, "statement": c.statement, "experiment": "(overall)", "profile": "",
+                     "verdict": c.verdict, "evidence": c.note})
+        rows += [{"claim": c.number, "statement": c.statement, "experiment": f.experiment, "profile": f.profile,
+                  "verdict": f.verdict, "evidence": f.evidence} for f in c.findings]
+    return pd.DataFrame(rows, columns=["claim", "statement", "experiment", "profile", "verdict", "evidence"])
+
+
+def markdown(claims: list[Claim]) -> str:
+    lines = []
+    for c in claims:
+        lines += [f"**Claim {c.number}: {c.statement}** Verdict: **{c.verdict}**.", "", f"*Rule.* {c.rule}", ""]
+        if c.note:
+            lines += [c.note, ""]
+        if c.findings:
+            lines += ["| experiment | profile | verdict | evidence |", "|---|---|---|---|"]
+            lines += [f"| {f.experiment} | {f.profile} | {f.verdict} | {f.evidence.replace('|', '/')} |"
+                      for f in c.findings]
+            lines.append("")
+    return "\n".join(lines)
