@@ -131,9 +131,10 @@ class GridProgress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.value = self._progress()  # runs done, fractional (kept here: a disabled bar counts nothing)
         self.bar = tqdm(
             total=len(self.tasks),
-            initial=self._progress(),
+            initial=self.value,
             desc="grid",
             unit="run",
             position=position,
@@ -159,9 +160,10 @@ class GridProgress:
 
     def refresh(self) -> None:
         with self._lock:
-            delta = self._progress() - self.bar.n
-            if delta > 1e-9:
-                self.bar.update(delta)
+            value = self._progress()
+            if value > self.value + 1e-9:
+                self.bar.update(value - self.value)
+                self.value = value
 
     def finish(self, index: int, outcome: Outcome) -> None:
         with self._lock:
@@ -278,8 +280,9 @@ def run_pool(tasks: Sequence[RunTask], jobs: int, show_progress: bool = True) ->
 
 
 # --------------------------------------------------------------------------- submitit / SLURM
-ACTIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
-                       "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+#: SLURM job states in which a job may still train its run (UNKNOWN, e.g. no sacct, is not one)
+ACTIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "PREEMPTED", "CONFIGURING", "COMPLETING", "RESIZING",
+                       "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
 
 
 class RunJob:
@@ -437,24 +440,32 @@ def manifest_path(folder: Path) -> Path:
     return Path(folder) / "submissions.jsonl"
 
 
-def _still_queued(entry: dict[str, Any]) -> bool:
-    """Whether the job of an earlier submission may still be running this run."""
+def _local_job_alive(entry: dict[str, Any]) -> bool:
+    """A local-submitit job is its controller process (job id = pid) until it writes a result."""
     job_id = str(entry.get("job_id", ""))
-    if entry.get("cluster") == "local":
-        if (Path(entry.get("job_folder", "")) / f"{job_id}_0_result.pkl").exists():
-            return False
-        try:
-            os.kill(int(job_id), 0)
-        except (OSError, ValueError):
-            return False
-        return True
-    try:
-        import submitit
-
-        state = submitit.SlurmJob(folder=entry["job_folder"], job_id=job_id).state
-    except Exception:  # noqa: BLE001 - no sacct, unknown job: assume it is gone
+    if (Path(entry.get("job_folder", "")) / f"{job_id}_0_result.pkl").exists():
         return False
-    return state.split()[0].upper() in ACTIVE_SLURM_STATES if state else False
+    try:
+        os.kill(int(job_id), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _slurm_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """SLURM states of jobs, with one ``sacct`` call (``{}`` when sacct is not there)."""
+    if not job_ids:
+        return {}
+    try:
+        from submitit.slurm.slurm import SlurmInfoWatcher
+
+        watcher = SlurmInfoWatcher(delay_s=0)
+        for job_id in job_ids:
+            watcher.register_job(job_id)
+        watcher.update()
+        return {job_id: watcher.get_state(job_id, mode="cache") for job_id in job_ids}
+    except Exception:  # noqa: BLE001 - no sacct: nothing is known to be queued
+        return {}
 
 
 def _queued_elsewhere(tasks: Sequence[RunTask], folder: Path) -> dict[int, str]:
@@ -469,11 +480,18 @@ def _queued_elsewhere(tasks: Sequence[RunTask], folder: Path) -> dict[int, str]:
         except json.JSONDecodeError:
             continue
         latest[entry.get("run", "")] = entry
+    entries = {i: latest[str(run_dir(t).path)] for i, t in enumerate(tasks) if str(run_dir(t).path) in latest}
+    states = _slurm_states([str(e["job_id"]) for e in entries.values() if e.get("cluster") == "slurm"])
     busy = {}
-    for i, task in enumerate(tasks):
-        entry = latest.get(str(run_dir(task).path))
-        if entry and _still_queued(entry):
-            busy[i] = str(entry["job_id"])
+    for i, entry in entries.items():
+        job_id = str(entry["job_id"])
+        if entry.get("cluster") == "local":
+            active = _local_job_alive(entry)
+        else:
+            state = (states.get(job_id) or "UNKNOWN").split()[0].upper()
+            active = state in ACTIVE_SLURM_STATES
+        if active:
+            busy[i] = job_id
     return busy
 
 
@@ -515,6 +533,10 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
     with executor.batch():
         submitted = [executor.submit(unit, tasks[i]) for i in to_submit]
     jobs = dict(zip(to_submit, submitted, strict=True))
+    try:
+        (Path(options.folder) / "%j").rmdir()  # an empty folder submitit makes from the pattern
+    except OSError:
+        pass
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest = manifest_path(options.folder)
     manifest.parent.mkdir(parents=True, exist_ok=True)
@@ -539,8 +561,9 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
         try:
             while waiting:
                 for i, job in list(waiting.items()):
-                    if job.done():
-                        outcomes[i] = _job_outcome(tasks[i], job)
+                    recorded = _recorded_outcome(tasks[i])  # the record is there: no need to wait for sacct
+                    if recorded is not None or job.done():
+                        outcomes[i] = recorded or _job_outcome(tasks[i], job)
                         progress.finish(i, outcomes[i])
                         del waiting[i]
                 if waiting:
@@ -550,6 +573,18 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
                    "(finished runs are skipped, queued ones are not submitted twice)")
             raise
     return [outcomes[i] for i in range(len(tasks))]
+
+
+def _recorded_outcome(task: RunTask) -> Outcome | None:
+    """The outcome a run's ``done`` marker states, if it has one (and it is intact)."""
+    run = run_dir(task)
+    try:
+        if not run.is_done():
+            return None
+        marker = run.verify()
+    except CorruptRecordError as err:
+        return Outcome(task, "error", str(err))
+    return Outcome(task, marker.get("status", "ok"), marker.get("reason") or "")
 
 
 def _job_outcome(task: RunTask, job: Any) -> Outcome:

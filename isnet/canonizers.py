@@ -9,6 +9,7 @@ the ISNet authors' code).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -101,7 +102,7 @@ class AffineChain:
             return F.conv2d(a, w, None, c.stride, conv_padding(c), c.dilation, c.groups)
         return F.linear(a, w)
 
-    def adjoint_fn(self, in_shape: torch.Size) -> callable:
+    def adjoint_fn(self, in_shape: torch.Size) -> Callable[[Tensor, Tensor], Tensor]:
         """``s -> W^T s`` for ``s`` of shape ``[K, B, *out]``, producing ``[K, B, *in_shape[1:]]``."""
         op = self.op
 
@@ -121,6 +122,7 @@ class AffineChain:
             g = F.conv_transpose2d(flat, w, None, op.stride, pad, out_pad, op.groups, op.dilation)
             return g.view(k, b, *g.shape[1:])
 
+        adj.groups = op.groups if isinstance(op, nn.Conv2d) else 1  # type: ignore[attr-defined]
         return adj
 
 

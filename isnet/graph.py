@@ -184,8 +184,9 @@ def build_plan(model: nn.Module) -> Plan:
     if logits not in dep:
         raise UnsupportedOperationError("isnet LRP: the model output does not depend on its input")
     _make_inplace_safe(gm)
+    _save_maxpool_indices(gm, ordered)
     act_names = _needed(ordered, x.name, logits.name)
-    by_name = {n.name: n for n in nodes}
+    by_name = {n.name: n for n in gm.graph.nodes}
     out_node.args = ((logits, tuple(by_name[n] for n in act_names)),)
     gm.recompile()
     paths = {n.name: module_path(n) for n in nodes}
@@ -294,6 +295,25 @@ def _make_inplace_safe(gm: fx.GraphModule) -> None:
                            operator.imul: operator.mul, operator.itruediv: operator.truediv}[node.target]
         elif node.op == "call_function" and node.target in (F.dropout, F.dropout2d) and node.kwargs.get("inplace"):
             node.kwargs = {**node.kwargs, "inplace": False}
+
+
+def _max_pool_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode):
+    return F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def _save_maxpool_indices(gm: fx.GraphModule, steps: list[Step]) -> None:
+    """Let the forward pass return max-pooling arg-max indices instead of recomputing them."""
+    nodes = {n.name: n for n in gm.graph.nodes}
+    for step in steps:
+        if isinstance(step, MaxPoolStep):
+            node = nodes[step.out]
+            kw = step.kwargs
+            args = (node.args[0], kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"], kw["ceil_mode"])
+            with gm.graph.inserting_before(node):
+                both = gm.graph.call_function(_max_pool_with_indices, args)
+                idx = gm.graph.call_function(operator.getitem, (both, 1))
+            node.op, node.target, node.args, node.kwargs = "call_function", operator.getitem, (both, 0), {}
+            step.indices = idx.name
 
 
 def _needed(steps: list[Step], x: str, logits: str) -> tuple[str, ...]:

@@ -77,22 +77,30 @@ def zbox_rule(
     ``low`` / ``high`` broadcast to ``x`` (batch axis of size 1).
     """
     zb = zx
-    terms: list[tuple[Tensor, Tensor]] = []
+    bounds: list[Tensor] = []
+    weights = [W]
     if bool(low.ne(0).any()):
-        wp = W.clamp(min=0)
-        lo = low.expand((1, *x.shape[1:]))
-        zb = zb - fwd(lo, wp)
-        terms.append((lo, wp))
+        weights.append(W.clamp(min=0))
+        bounds.append(low.expand((1, *x.shape[1:])))
+        zb = zb - fwd(bounds[-1], weights[-1])
     if bool(high.ne(0).any()):
-        wn = W.clamp(max=0)
-        hi = high.expand((1, *x.shape[1:]))
-        zb = zb - fwd(hi, wn)
-        terms.append((hi, wn))
+        weights.append(W.clamp(max=0))
+        bounds.append(high.expand((1, *x.shape[1:])))
+        zb = zb - fwd(bounds[-1], weights[-1])
     s = g * (v / stabilize(zb, epsilon))
-    out = x * adj(s, W)
-    for bound, w in terms:
-        out = out - bound * adj(s, w)
+    parts = adj_many(s, weights, adj)
+    out = x * parts[0]
+    for bound, part in zip(bounds, parts[1:]):
+        out = out - bound * part
     return out
+
+
+def adj_many(s: Tensor, weights: list[Tensor], adj: Linear) -> list[Tensor]:
+    """``[W^T s for W in weights]`` in one call when the weights stack along the input axis."""
+    if len(weights) == 1 or getattr(adj, "groups", 1) != 1:
+        return [adj(s, w) for w in weights]
+    stacked = adj(s, torch.cat(weights, dim=1))
+    return list(stacked.chunk(len(weights), dim=2))
 
 
 def sum_rule(g: Tensor, factor: Tensor, operands: Sequence[Tensor | float],

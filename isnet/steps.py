@@ -176,17 +176,21 @@ class PoolStep(Step):
 
 @dataclass
 class MaxPoolStep(Step):
-    """Max pooling: winner takes all (indices recomputed from the stored input)."""
+    """Max pooling: winner takes all (arg-max indices saved by the forward pass, else recomputed)."""
 
     kwargs: dict = field(default_factory=dict)
+    indices: str = ""
 
     def reads(self) -> tuple[str, ...]:
-        return self.ins
+        return (*self.ins, self.indices) if self.indices else self.ins
 
     def propagate(self, g, acts, cfg):
         a = acts[self.ins[0]]
-        with torch.no_grad():
-            _, idx = F.max_pool2d(a, return_indices=True, **self.kwargs)
+        if self.indices:
+            idx = acts[self.indices]
+        else:
+            with torch.no_grad():
+                _, idx = F.max_pool2d(a, return_indices=True, **self.kwargs)
         return (rules.maxpool_rule(g, a, idx),)
 
 

@@ -31,7 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation import batched_metric, macro_ovr_auc, split_gap, to_probabilities
+from benchmarks.evaluation import (
+    batched_confusion_matrix,
+    batched_metric,
+    macro_ovr_auc,
+    scores_from_confusion,
+    split_gap,
+    to_probabilities,
+)
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import (
@@ -43,7 +50,6 @@ from benchmarks.stats import (
     stratified_bootstrap_indices,
     t_interval,
 )
-from benchmarks.stats.intervals import bootstrap_distribution
 
 N_RESAMPLES = DEFAULT_RESAMPLES
 LEVEL = 0.95
@@ -100,13 +106,23 @@ def split_runs(collection: Collection, rows: pd.DataFrame, split: str) -> SplitR
     return SplitRuns(tuple(seeds), tuple(labels), tuple(logits))
 
 
-def _point(metric: str, labels: np.ndarray, logits: np.ndarray) -> float:
-    if metric == "auc_macro_ovr":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return float(macro_ovr_auc(labels, to_probabilities(logits, "logits")).value)
+CONFUSION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
+
+
+def _scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro-F1 of label / prediction rows ``[B, N]``."""
+    return scores_from_confusion(batched_confusion_matrix(labels, preds, k))
+
+
+def point_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """The table metrics of one run on one split."""
     k = logits.shape[1]
-    return float(batched_metric(metric, k)(labels[None], np.argmax(logits, 1)[None])[0])
+    scores = _scores(labels[None], np.argmax(logits, 1)[None], k)
+    out = {m: float(scores[m][0]) for m in CONFUSION_METRICS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["auc_macro_ovr"] = float(macro_ovr_auc(labels, to_probabilities(logits, "logits")).value)
+    return out
 
 
 def resampled_macro_auc(labels: np.ndarray, probs: np.ndarray, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -131,14 +147,9 @@ def resampled_macro_auc(labels: np.ndarray, probs: np.ndarray, indices: np.ndarr
         weights = np.bincount((rows * n + sub).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
         total = np.zeros(b)
         for c, (values, inverse) in zip(classes, ranked, strict=True):
-            u = len(values)
             pos = y == c
-
-            def per_value(mask: np.ndarray, inverse: np.ndarray = inverse, u: int = u) -> np.ndarray:
-                flat = (rows * u + inverse[mask][None, :]).ravel()
-                return np.bincount(flat, weights=weights[:, mask].ravel(), minlength=b * u).reshape(b, u)
-
-            wp, wn = per_value(pos), per_value(~pos)
+            wp = _weights_per_value(weights, inverse, pos, len(values))
+            wn = _weights_per_value(weights, inverse, ~pos, len(values))
             below = np.cumsum(wn, axis=1) - wn
             with np.errstate(invalid="ignore", divide="ignore"):
                 total += (wp * (below + 0.5 * wn)).sum(1) / (wp.sum(1) * wn.sum(1))
@@ -146,11 +157,46 @@ def resampled_macro_auc(labels: np.ndarray, probs: np.ndarray, indices: np.ndarr
     return out
 
 
-def _resampled(metric: str, labels: np.ndarray, logits: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    if metric == "auc_macro_ovr":
-        return resampled_macro_auc(labels, to_probabilities(logits, "logits"), indices)
-    fn = batched_metric(metric, logits.shape[1])
-    return bootstrap_distribution(fn, (labels, np.argmax(logits, 1)), indices, vectorized=True)
+def _weights_per_value(weights: np.ndarray, inverse: np.ndarray, mask: np.ndarray, u: int) -> np.ndarray:
+    """``[B, U]``: per resample, how many drawn images of ``mask`` have each distinct score."""
+    b = weights.shape[0]
+    flat = (np.arange(b)[:, None] * u + inverse[mask][None, :]).ravel()
+    return np.bincount(flat, weights=weights[:, mask].ravel(), minlength=b * u).reshape(b, u)
+
+
+def resampled_metrics(labels: np.ndarray, logits: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Every table metric on every bootstrap resample ``indices [B, N]`` -> ``{metric: [B]}``."""
+    k = logits.shape[1]
+    preds = np.argmax(logits, 1)
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in CONFUSION_METRICS}
+    chunk = max(1, (1 << 22) // max(1, len(labels)))
+    for start in range(0, len(indices), chunk):
+        sub = indices[start : start + chunk]
+        scores = _scores(labels[sub], preds[sub], k)
+        for m in CONFUSION_METRICS:
+            parts[m].append(np.asarray(scores[m], dtype=np.float64))
+    out = {m: np.concatenate(v) if v else np.zeros(0) for m, v in parts.items()}
+    out["auc_macro_ovr"] = resampled_macro_auc(labels, to_probabilities(logits, "logits"), indices)
+    return out
+
+
+class IndexCache:
+    """Bootstrap resamples of one split, drawn once and shared by every method (so that all
+    methods are scored on the same resamples, and the indices are not drawn again)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, list[np.ndarray]] = {}
+
+    def get(self, runs: SplitRuns, seed: int) -> list[np.ndarray]:
+        """One index matrix for all seeds (shared test images) or one per seed (independent)."""
+        key = (seed, runs.shared, tuple(y.tobytes() for y in runs.labels))
+        if key not in self._cache:
+            rng = np.random.default_rng(seed)
+            if runs.shared:
+                self._cache[key] = [stratified_bootstrap_indices(runs.labels[0], N_RESAMPLES, rng)] * len(runs.labels)
+            else:
+                self._cache[key] = [stratified_bootstrap_indices(y, N_RESAMPLES, rng) for y in runs.labels]
+        return self._cache[key]
 
 
 @dataclass(frozen=True)
@@ -180,21 +226,20 @@ def _quantiles(dist: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def summarise(runs: SplitRuns, metric: str, seed: int) -> Summary:
-    """Seed mean of ``metric``, t-interval over seeds, bootstrap interval over test images."""
-    values = tuple(_point(metric, y, z) for y, z in zip(runs.labels, runs.logits, strict=True))
-    t = t_interval(values, LEVEL)
-    rng = np.random.default_rng(seed)
-    dists = []
-    if runs.shared:
-        idx = stratified_bootstrap_indices(runs.labels[0], N_RESAMPLES, rng)
-        dists = [_resampled(metric, runs.labels[0], z, idx) for z in runs.logits]
-    else:
-        for y, z in zip(runs.labels, runs.logits, strict=True):
-            dists.append(_resampled(metric, y, z, stratified_bootstrap_indices(y, N_RESAMPLES, rng)))
-    dist = np.mean(dists, axis=0) if dists else np.full(N_RESAMPLES, NAN)
-    low, high = _quantiles(dist)
-    return Summary(t.estimate, t.low, t.high, low, high, len(values), runs.shared, values, dist)
+def summarise(runs: SplitRuns, seed: int, cache: IndexCache | None = None) -> dict[str, Summary]:
+    """Per table metric: seed mean, t-interval over seeds, bootstrap interval over test images
+    (one resample shared by all seeds when they tested the same images, else independent)."""
+    points = [point_metrics(y, z) for y, z in zip(runs.labels, runs.logits, strict=True)]
+    indices = (cache or IndexCache()).get(runs, seed)
+    resampled = [resampled_metrics(y, z, idx) for y, z, idx in zip(runs.labels, runs.logits, indices, strict=True)]
+    out = {}
+    for metric in TABLE_METRICS:
+        values = tuple(p[metric] for p in points)
+        t = t_interval(values, LEVEL)
+        dist = np.mean([r[metric] for r in resampled], axis=0) if resampled else np.full(N_RESAMPLES, NAN)
+        low, high = _quantiles(dist)
+        out[metric] = Summary(t.estimate, t.low, t.high, low, high, len(values), runs.shared, values, dist)
+    return out
 
 
 # ------------------------------------------------------------------------------- the tables
@@ -233,14 +278,14 @@ def _rows(selected: pd.DataFrame, key: tuple[str, str], method: str) -> pd.DataF
 def metric_table(collection: Collection, selected: pd.DataFrame, roles: dict) -> tuple[pd.DataFrame, dict]:
     rows, dists = [], {}
     for key in experiment_keys(selected):
-        for method in methods_of(selected, key):
-            block = _rows(selected, key, method)
-            for split in roles[key].order:
+        for split in roles[key].order:
+            cache = IndexCache()
+            for method in methods_of(selected, key):
+                block = _rows(selected, key, method)
                 runs = split_runs(collection, block, split)
                 if not runs.seeds:
                     continue
-                for metric in TABLE_METRICS:
-                    s = summarise(runs, metric, boot_seed(*key, split))
+                for metric, s in summarise(runs, boot_seed(*key, split), cache).items():
                     dists[(*key, method, split, metric)] = s.distribution
                     rows.append({
                         "experiment": key[0], "profile": key[1], "method": method, "split": split, "metric": metric,
@@ -249,7 +294,10 @@ def metric_table(collection: Collection, selected: pd.DataFrame, roles: dict) ->
                         "images_shared_by_seeds": s.shared,
                         "hparam_index": int(block["hparam_index"].iloc[0]),
                     })
-    return pd.DataFrame(rows), dists
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["experiment", "profile", "method"], kind="stable").reset_index(drop=True)
+    return frame, dists
 
 
 # ------------------------------------------------------------------------ paired comparisons
@@ -288,7 +336,8 @@ def _combine(per_seed: list[dict[str, float]]) -> dict[str, float]:
 P_COLUMNS = ("mcnemar_p", "delong_p", "bootstrap_p")
 
 
-def paired_table(collection: Collection, selected: pd.DataFrame, roles: dict, reference: str = REFERENCE) -> pd.DataFrame:
+def paired_table(collection: Collection, selected: pd.DataFrame, roles: dict, reference: str = REFERENCE
+                 ) -> pd.DataFrame:
     rows = []
     for key in experiment_keys(selected):
         methods = methods_of(selected, key)
@@ -351,7 +400,8 @@ def gap_table(selected: pd.DataFrame, roles: dict, dists: dict) -> pd.DataFrame:
                 pair = pair[pair["seed"].isin(seeds_both[seeds_both == 2].index)]
                 if pair.empty:
                     continue
-                gaps = split_gap(pair[["seed", "split", "accuracy"]], id_split, shift, metrics=["accuracy"], by=["seed"])
+                gaps = split_gap(pair[["seed", "split", "accuracy"]], id_split, shift, metrics=["accuracy"],
+                                 by=["seed"])
                 t = t_interval(gaps["accuracy"].to_numpy(np.float64), LEVEL)
                 a = dists.get((*key, method, id_split, "accuracy"))
                 b = dists.get((*key, method, shift, "accuracy"))
@@ -368,7 +418,8 @@ def _explainer_rank(name: str) -> tuple[int, str]:
     return (EXPLAINER_ORDER.index(name) if name in EXPLAINER_ORDER else len(EXPLAINER_ORDER), name)
 
 
-def explanation_tables(collection: Collection, selected: pd.DataFrame, roles: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def explanation_tables(collection: Collection, selected: pd.DataFrame, roles: dict
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean over seeds (t-interval) of each explanation metric per method, explainer and split,
     and the explainers that failed (with their reasons)."""
     rows, errors = [], []
@@ -531,4 +582,5 @@ def analyse(collection: Collection, selected: pd.DataFrame, roles: dict, progres
     per_image = relevance_per_image(collection, selected)
     rel_paired = relevance_paired(collection, selected, roles, per_image)
     timing = timing_table(selected)
-    return Analysis(collection, roles, metrics, dists, paired, gaps, explanations, errors, per_image, rel_paired, timing)
+    return Analysis(collection, roles, metrics, dists, paired, gaps, explanations, errors, per_image, rel_paired,
+                    timing)

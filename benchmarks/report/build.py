@@ -70,11 +70,9 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
     files = _Files()
     md = _readme(files, collection, frame, draws, note, selected, analysis, claims, figures, say)
     files.text(writer.README, md)
-    files.text("tables/tidy.csv", frame[COLUMNS].assign(selected=frame["path"].isin(set(selected["path"])))
-               .to_csv(index=False, float_format=tb.CSV_FLOAT, lineterminator="\n"))
-    files.text("tables/claims.csv", cl.claims_frame(claims).to_csv(index=False, lineterminator="\n"))
-    files.text("tables/background_relevance_per_image.csv",
-               analysis.relevance.to_csv(index=False, float_format=tb.CSV_FLOAT, lineterminator="\n"))
+    files.text("tables/tidy.csv", tb.to_csv(frame[COLUMNS].assign(selected=frame["path"].isin(set(selected["path"])))))
+    files.text("tables/claims.csv", tb.to_csv(cl.claims_frame(claims)))
+    files.text("tables/background_relevance_per_image.csv", tb.to_csv(analysis.relevance))
     runs = frame.drop_duplicates("path")
     counts = {"runs": len(runs), "ok": int((runs["status"] == "ok").sum()),
               "failed": int((runs["status"] != "ok").sum()), "errored": len(collection.errored),
@@ -201,8 +199,11 @@ def _readme(files: _Files, collection: Collection, frame: pd.DataFrame, draws: p
         out += ["Not drawn: fewer than two bias strengths are recorded in the runs' experiment profiles "
                 "(`experiment_profile.data.bias_strength`).", ""]
     out += ["## Training and inference time", "", files.table(tb.timing_table(analysis, note))]
-    out.append(_figure(files, "figures/timing.png", fg.timing(analysis, draw=figures), figures,
-                       "training and inference time"))
+    timing_png = fg.timing(analysis, draw=figures)
+    if timing_png is not None:
+        out.append(_figure(files, "figures/timing.png", timing_png, figures, "training and inference time"))
+        out.append("*Figure: training time per run and inference time per test image of each method (mean over "
+                   "seeds; error bars: t-interval over seeds), per experiment.*\n")
     out += ["## Model selection", "", files.table(tb.selection_table(draws, note))]
     out += ["## Runs left out", "", files.table(tb.failed_table(frame, collection.errored)),
             files.table(tb.damaged_table(collection.damaged))]

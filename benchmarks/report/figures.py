@@ -84,7 +84,7 @@ def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy
     colors = _colors(methods)
     width = 0.8 / len(methods)
     with _style():
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.45 * len(methods) * len(splits)), 3.2))
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.45 * len(methods) * len(splits)), 3.2), layout="constrained")
         for i, method in enumerate(methods):
             mb = block[block["method"] == method].set_index("split")
             xs, ys, lo, hi = [], [], [], []
@@ -118,7 +118,7 @@ def bias_strength(selected: pd.DataFrame, roles: dict, draw: bool = True) -> byt
     if not draw:
         return b""
     agg = []
-    for (method, exp, profile, split, strength), block in rows.groupby(
+    for (method, _exp, _profile, split, strength), block in rows.groupby(
             ["method", "experiment", "profile", "split", "bias_strength"], sort=True):
         t = t_interval(block["accuracy"].to_numpy(np.float64), LEVEL)
         agg.append({"method": method, "split": split, "strength": strength, "mean": 100 * t.estimate,
@@ -130,7 +130,8 @@ def bias_strength(selected: pd.DataFrame, roles: dict, draw: bool = True) -> byt
     methods = sorted(data["method"].unique())
     colors = _colors(methods)
     with _style():
-        fig, axes = plt.subplots(1, len(order), figsize=(3.2 * len(order) + 1.5, 3.0), sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(order), figsize=(3.2 * len(order) + 1.5, 3.0), sharey=True, squeeze=False,
+                                 layout="constrained")
         for ax, split in zip(axes[0], order, strict=True):
             for method in methods:
                 d = data[(data["split"] == split) & (data["method"] == method)].sort_values("strength", kind="stable")
@@ -171,6 +172,15 @@ def gallery_data(collection: Collection, selected: pd.DataFrame, key: tuple[str,
     return out, seeds, same
 
 
+def _strip(tiles: np.ndarray, fill: float) -> np.ndarray:
+    """``[n, C, H, W]`` tiles side by side, ``[C, H, n * (W + 1) - 1]``, separated by ``fill``."""
+    n, c, h, w = tiles.shape
+    out = np.full((c, h, n * (w + 1) - 1), fill, dtype=np.float32)
+    for j in range(n):
+        out[:, :, j * (w + 1) : j * (w + 1) + w] = tiles[j]
+    return out
+
+
 def gallery(collection: Collection, selected: pd.DataFrame, key: tuple[str, str], split: str, draw: bool = True
             ) -> tuple[bytes, str] | None:
     data, seeds, same = gallery_data(collection, selected, key, split)
@@ -187,35 +197,37 @@ def gallery(collection: Collection, selected: pd.DataFrame, key: tuple[str, str]
     if not draw:
         return b"", f"{seed_text}; {note}"
     with _style():
-        fig, axes = plt.subplots(len(methods) + 1, n, figsize=(1.25 * n + 1.2, 1.25 * (len(methods) + 1)),
-                                 squeeze=False)
-        for j in range(n):
-            ax = axes[0][j]
-            image = reference["images"][j].astype(np.float32)
-            if image.shape[0] == 1:
-                ax.imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(np.clip(np.transpose(image[:3], (1, 2, 0)), 0, 1), interpolation="nearest")
-            ax.contour(reference["masks"][j].astype(np.float32), levels=[0.5], colors=["#ffcc00"], linewidths=0.6)
-            label = reference.get("labels")
-            ax.set_title(f"label {int(label[j])}" if label is not None else "", fontsize=7)
+        fig, axes = plt.subplots(len(methods) + 1, 1, figsize=(1.1 * n + 1.2, 1.15 * (len(methods) + 1)),
+                                 squeeze=False, layout="constrained")
+        image = _strip(np.asarray(reference["images"], dtype=np.float32), fill=1.0)
+        width = reference["images"].shape[-1]
+        ax = axes[0][0]
+        if image.shape[0] == 1:
+            ax.imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(np.clip(np.transpose(image[:3], (1, 2, 0)), 0, 1), interpolation="nearest")
+        ax.contour(_strip(reference["masks"][:, None].astype(np.float32), 0.0)[0], levels=[0.5], colors=["#ffcc00"],
+                   linewidths=0.6)
+        labels = reference.get("labels")
+        ax.set_xticks([(width + 1) * j + (width - 1) / 2 for j in range(n)],
+                      [f"label {int(v)}" for v in labels] if labels is not None else [""] * n, fontsize=7)
+        ax.xaxis.tick_top()
+        ax.set_ylabel("image", rotation=0, ha="right", va="center", fontsize=7)
         for i, method in enumerate(methods, start=1):
-            heat = data[method]["heatmaps"].astype(np.float32)
-            for j in range(n):
-                ax = axes[i][j]
-                if j >= heat.shape[0]:
-                    continue
-                h = heat[j]
-                scale = float(np.max(np.abs(h))) or 1.0
-                ax.imshow(h / scale, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-                ax.contour(data[method]["masks"][j].astype(np.float32), levels=[0.5], colors=["black"],
-                           linewidths=0.4)
-            axes[i][0].set_ylabel(method, rotation=0, ha="right", va="center", fontsize=7)
-        axes[0][0].set_ylabel("image", rotation=0, ha="right", va="center", fontsize=7)
-        for ax in axes.ravel():
+            heat = np.asarray(data[method]["heatmaps"], dtype=np.float32)
+            scale = np.max(np.abs(heat), axis=(1, 2), keepdims=True)
+            heat = heat / np.where(scale > 0, scale, 1.0)
+            ax = axes[i][0]
+            ax.imshow(_strip(heat[:, None], np.nan)[0], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+            ax.contour(_strip(data[method]["masks"][:, None].astype(np.float32), 0.0)[0], levels=[0.5],
+                       colors=["black"], linewidths=0.4)
             ax.set_xticks([])
+            ax.set_ylabel(method, rotation=0, ha="right", va="center", fontsize=7)
+        for ax in axes[:, 0]:
             ax.set_yticks([])
             ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
         fig.suptitle(f"{key[0]} ({key[1]}), {split}: each method's own heatmap", fontsize=9)
         png = render(fig)
     return png, f"{seed_text}; {note}"
@@ -236,7 +248,8 @@ def relevance_distribution(analysis: Analysis, key: tuple[str, str], draw: bool 
     colors = _colors(methods)
     with _style():
         fig, axes = plt.subplots(len(explainers), 1, figsize=(max(4.5, 1.0 + 0.5 * len(methods) * len(splits)),
-                                                               2.4 * len(explainers)), sharex=True, squeeze=False)
+                                                               2.4 * len(explainers)), sharex=True, squeeze=False,
+                                 layout="constrained")
         for ax, explainer in zip(axes[:, 0], explainers, strict=True):
             d = block[block["explainer"] == explainer]
             sns.boxplot(data=d, x="split", y="background_share", hue="method", order=splits, hue_order=methods,
@@ -267,7 +280,8 @@ def timing(analysis: Analysis, draw: bool = True) -> bytes | None:
     colors = _colors(settings)
     width = 0.8 / len(settings)
     with _style():
-        fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.0 + 0.6 * len(methods) * 2), 3.0), squeeze=False)
+        fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.0 + 0.6 * len(methods) * 2), 3.0), squeeze=False,
+                                 layout="constrained")
         for ax, (col, half, label) in zip(axes[0], [("train_seconds", "train_t_half", "training time (s / run)"),
                                                     ("inference_ms_per_image", "inference_t_half",
                                                      "inference (ms / image)")], strict=True):

@@ -24,6 +24,12 @@ METRIC_NAMES = {
     "f1_macro": "Macro F1",
     "auc_macro_ovr": "Macro one-vs-rest ROC AUC",
 }
+METRIC_LOWER = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "f1_macro": "macro F1",
+    "auc_macro_ovr": "macro one-vs-rest ROC AUC",
+}
 EXPLANATION_NAMES = {
     "relevance_inside_mask": "Share of positive relevance inside the foreground mask",
     "pointing_game": "Pointing game (relevance peak on the foreground)",
@@ -91,11 +97,23 @@ class Table:
         return "\n".join(body)
 
     def csv(self) -> str:
-        return self.data.to_csv(index=False, float_format=CSV_FLOAT, lineterminator="\n")
+        return to_csv(self.data)
 
     def _align(self) -> list[str]:
         a = list(self.align) if self.align else ["l"] * len(self.header)
         return (a + ["l"] * len(self.header))[: len(self.header)]
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV whose numbers do not depend on the last bits of floating-point arithmetic: floats
+    rounded to 6 significant digits, and values within 1e-12 of 0 (rounding noise, e.g. the
+    spread of identical seeds) written as 0."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            values = frame[column].to_numpy(np.float64)
+            frame[column] = np.where(np.abs(values) < 1e-12, 0.0, values)
+    return frame.to_csv(index=False, float_format=CSV_FLOAT, lineterminator="\n")
 
 
 # ----------------------------------------------------------------------------------- format
@@ -212,7 +230,7 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: str, note: st
     caption = (
         f"{METRIC_NAMES[metric]}{unit} of each method on every test split of `{key[0]}` ({key[1]} profile), "
         f"in the experiment's split order. Cell: mean over seeds ±{t_text()} [{interval_text()} of the seed-mean "
-        f"{METRIC_NAMES[metric].lower()}, seeded per split; {sharing}]. Best mean per split in bold. "
+        f"{METRIC_LOWER[metric]}, seeded per split; {sharing}]. Best mean per split in bold. "
         "Draw: the selected hyper-parameter draw. " + note
     )
     data = block.drop(columns=["metric"]).reset_index(drop=True)
@@ -310,16 +328,15 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         rows.append(cells)
     errors = analysis.explanation_errors
     errors = errors[(errors["experiment"] == key[0]) & (errors["profile"] == key[1])]
-    notes = [f"\nExplainer failures (no score): " + "; ".join(
+    notes = ["\nExplainer failures (no score): " + "; ".join(
         f"`{r.method}` / {r.explainer}: {r.error}" for r in errors.itertuples(index=False))] if len(errors) else []
     n_images = ""
     rel = analysis.relevance
     rb = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])]
     if len(rb):
         per = rb.groupby(["method", "seed", "split", "explainer"])["image"].count()
-        n_images = f" Each run explains the first {int(per.min())}–{int(per.max())} images of each split for their true class."
-        if per.min() == per.max():
-            n_images = f" Each run explains the first {int(per.min())} images of each split for their true class."
+        count = f"{int(per.min())}" if per.min() == per.max() else f"{int(per.min())}–{int(per.max())}"
+        n_images = f" Each run explains the first {count} images of each split for their true class."
     caption = (
         f"{EXPLANATION_NAMES[metric]} (%), `{key[0]}` ({key[1]} profile), per method and explainer ('own' is the "
         "method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are applied to every method so that no "

@@ -103,7 +103,7 @@ def test_gain_soft_mask_and_attention_mining() -> None:
     images = square_mask(batch=1)
     full_cam = torch.ones_like(images)
     l_am = attention_mining_loss(model, images, full_cam, torch.zeros(1, dtype=torch.long), omega=1e4, sigma=0.5)
-    assert float(l_am) == pytest.approx(0.5, abs=1e-4)
+    assert float(l_am.detach()) == pytest.approx(0.5, abs=1e-4)
 
 
 # ----------------------------------------------------------------------------- multi-task U-Net

@@ -94,7 +94,7 @@ def _train_step(method: Method, optimizer: torch.optim.Optimizer, batch: Batch) 
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def test_every_in_tree_method_is_discoverable() -> None:

@@ -1,0 +1,138 @@
+"""Fake run records for the report tests, written through the run store's own writers.
+
+Each fake run predicts a fixed share of its test images right (chosen by a generator seeded
+from the run's names), so the accuracies, the paired tests and the claims are known in
+advance without training anything.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.store import RunDir, atomic_write_json, run_path
+
+SPLITS = ("biased", "unbiased", "deceiving")
+N_IMAGES = 600
+N_EXPLAINED = 24
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_discovery(monkeypatch):
+    """The fake experiments are not registered: split roles come from the split names
+    (and the tests skip the slow entry-point discovery)."""
+    monkeypatch.setattr("benchmarks.report.splits._registered", lambda: {})
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32("/".join(map(str, parts)).encode()))
+
+
+def _predictions(accuracy: float, n: int, k: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    labels = np.arange(n) % k
+    right = np.zeros(n, dtype=bool)
+    right[rng.permutation(n)[: int(round(accuracy * n))]] = True
+    predicted = np.where(right, labels, (labels + 1) % k)
+    logits = rng.normal(0.0, 0.3, size=(n, k)).astype(np.float32)
+    logits[np.arange(n), predicted] += 2.0
+    return {"logits": logits, "labels": labels, "groups": np.zeros(n, dtype=np.int64), "index": np.arange(n)}
+
+
+def write_run(
+    root: Path,
+    method: str,
+    seed: int,
+    accuracy: Mapping[str, float],
+    *,
+    experiment: str = "fake_bias",
+    hparam_index: int = 0,
+    val_accuracy: float = 0.9,
+    inside: float = 0.6,
+    infer_ms: float = 1.0,
+    status: str = "ok",
+    reason: str | None = None,
+    bias_strength: float | None = None,
+    n: int = N_IMAGES,
+    k: int = 2,
+) -> Path:
+    """One finished (or failed) fake run record; returns its folder."""
+    data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
+    config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
+              "hparams": {"lr": 0.001 * (hparam_index + 1)}, "hparam_index": hparam_index}
+    run = RunDir(run_path(root, experiment, method, seed, config))
+    run.write_json("config.json", {**config, "experiment_profile": {"backbone": "tiny_cnn", "data": data}})
+    run.write_json("provenance.json", {"git_commit": "abc123", "packages": {"torch": "2.x"}, "device": "cpu (test)",
+                                       "python": "3.11", "platform": "test", "data_checksum": f"sum-{experiment}"})
+    run.write_epochs([{"epoch": 0, "val_accuracy": val_accuracy, "seconds": 2.0}])
+    if status != "ok":
+        run.write_json("summary.json", {"status": status, "reason": reason, "epochs": []})
+        run.mark_done(status, reason=reason)
+        return run.path
+    summary = {"status": "ok", "train_seconds": 2.0 + seed, "val_accuracy": val_accuracy, "splits": {}}
+    record = {"explained_images": N_EXPLAINED, "target": "true class", "splits": {}}
+    arrays: dict[str, np.ndarray] = {}
+    for split, acc in accuracy.items():
+        pred = _predictions(acc, n, k, _rng(experiment, method, seed, hparam_index, split))
+        run.write_predictions(split, pred)
+        summary["splits"][split] = {"accuracy": float(np.mean(pred["logits"].argmax(1) == pred["labels"])),
+                                    "n": n, "loss": 0.5, "inference_seconds": infer_ms * n / 1000}
+        rng = _rng("explain", experiment, method, seed, split)
+        per = {}
+        for explainer in ("own", "lrp"):
+            values = np.clip(rng.normal(inside, 0.03, N_EXPLAINED), 0, 1).astype(np.float32)
+            arrays[f"{split}/{explainer}/relevance_inside_mask"] = values
+            per[explainer] = {"relevance_inside_mask": float(values.mean()), "pointing_game": float(inside)}
+        per["gradcam"] = {"error": "TypeError: no Conv2d for Grad-CAM"}
+        record["splits"][split] = per
+        masks = np.zeros((6, 8, 8), dtype=np.uint8)
+        masks[:, 2:6, 2:6] = 1
+        arrays[f"{split}/gallery/heatmaps"] = rng.normal(0, 1, (6, 8, 8)).astype(np.float16)
+        arrays[f"{split}/gallery/images"] = _rng("images", split).random((6, 1, 8, 8)).astype(np.float16)
+        arrays[f"{split}/gallery/masks"] = masks
+        arrays[f"{split}/gallery/labels"] = np.arange(6) % k
+    run.write_json("explanations.json", record)
+    run.write_arrays("explanations.npz", arrays)
+    run.write_json("summary.json", summary)
+    run.mark_done("ok")
+    return run.path
+
+
+def write_errored(root: Path, method: str, seed: int, error: str, experiment: str = "fake_bias") -> Path:
+    """A run that stopped on an exception: config and error.json, no done marker."""
+    config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke", "hparams": {},
+              "hparam_index": 0}
+    folder = run_path(root, experiment, method, seed, config)
+    atomic_write_json(folder / "config.json", config)
+    atomic_write_json(folder / "error.json", {"error": error, "traceback": "Traceback ...\n" + error})
+    return folder
+
+
+def damage(folder: Path) -> None:
+    """Hand-edit a number of a finished record (its done marker no longer matches)."""
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["splits"]["biased"]["accuracy"] = 1.0
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def holding_records(root: Path, seeds=(0, 1, 2)) -> Path:
+    """Records where every claim of the paper holds."""
+    for seed in seeds:
+        write_run(root, "isnet", seed, {"biased": 0.99, "unbiased": 0.99, "deceiving": 0.99}, inside=0.9)
+        write_run(root, "isnet_fast", seed, {"biased": 0.99, "unbiased": 0.98, "deceiving": 0.98}, inside=0.95)
+        write_run(root, "standard", seed, {"biased": 0.99, "unbiased": 0.70, "deceiving": 0.30}, inside=0.4)
+        write_run(root, "rrr", seed, {"biased": 0.97, "unbiased": 0.85, "deceiving": 0.70}, inside=0.6)
+    return root
+
+
+def failing_records(root: Path, seeds=(0, 1, 2)) -> Path:
+    """Records that contradict every claim of the paper."""
+    for seed in seeds:
+        write_run(root, "isnet", seed, {"biased": 0.99, "unbiased": 0.80, "deceiving": 0.50}, inside=0.3, infer_ms=3.0)
+        write_run(root, "standard", seed, {"biased": 0.99, "unbiased": 0.85, "deceiving": 0.60}, inside=0.5)
+        write_run(root, "rrr", seed, {"biased": 0.97, "unbiased": 0.90, "deceiving": 0.80}, inside=0.6)
+    return root

@@ -1,0 +1,40 @@
+"""``--jobs N``: a process pool on one machine, with per-run resume and a grid progress bar."""
+
+from __future__ import annotations
+
+from benchmarks import runner
+from benchmarks.cli import main
+
+from .conftest import assert_same_records, interrupt_before_evaluation, smoke_args, smoke_task
+
+
+def test_jobs_2_gives_the_serial_records_and_resumes_each_run(serial_reference, smoke_cache, tmp_path, monkeypatch,
+                                                               capsys):
+    out = tmp_path / "pool"
+    # seed 1 was killed after training, before its evaluation: it must resume, not retrain
+    seconds = interrupt_before_evaluation(smoke_task(out, smoke_cache, seed=1), monkeypatch)
+    monkeypatch.setattr(runner, "_cpu_count", lambda: 2)  # 2 workers x 1 thread, as the reference
+    args = smoke_args(out, smoke_cache)
+
+    assert main([*args, "--jobs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "0 done, 2 to run" in text and "2 ok, 0 failed, 0 errors" in text
+
+    assert_same_records(serial_reference, out)
+    resumed = runner.run_dir(smoke_task(out, smoke_cache, seed=1)).read()
+    assert resumed.epochs[-1]["seconds"] == seconds  # the epoch trained before the kill, not a new one
+    assert not (resumed.path / "error.json").exists()
+
+    assert main([*args, "--jobs", "2"]) == 0  # the same command again: nothing left to run
+    assert "2 done, 0 to run" in capsys.readouterr().out
+
+
+def test_grid_progress_counts_finished_epochs_and_runs(tmp_path, smoke_cache):
+    tasks = [smoke_task(tmp_path, smoke_cache, seed) for seed in (0, 1)]
+    metrics = runner.run_dir(tasks[0]).path / "metrics.jsonl"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text('{"epoch": 0}\n')  # smoke: 1 epoch + evaluation = 2 units, 1 done
+    with runner.GridProgress(tasks, show=False) as progress:
+        assert progress.value == 0.5  # a resumed run starts the bar where it is
+        progress.finish(1, runner.Outcome(tasks[1], "ok"))
+        assert progress.value == 1.5
