@@ -38,6 +38,7 @@ for the benchmark's model sizes the all-reduce is a small share of a step.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import sys
@@ -118,6 +119,7 @@ def init_from_env(device: str = "cpu", silence_other_ranks: bool = True) -> bool
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=TIMEOUT_MIN))
     _state = _State(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                     backend=dist.get_backend(), owns_group=owns)
+    atexit.register(shutdown)
     if silence_other_ranks and _state.rank != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     return True

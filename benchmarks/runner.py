@@ -533,10 +533,7 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
     with executor.batch():
         submitted = [executor.submit(unit, tasks[i]) for i in to_submit]
     jobs = dict(zip(to_submit, submitted, strict=True))
-    try:
-        (Path(options.folder) / "%j").rmdir()  # an empty folder submitit makes from the pattern
-    except OSError:
-        pass
+    _drop_pattern_folder(options.folder)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest = manifest_path(options.folder)
     manifest.parent.mkdir(parents=True, exist_ok=True)
@@ -572,7 +569,16 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
             report(f"stopped waiting; {len(waiting)} job(s) go on. Run the same command again to follow up "
                    "(finished runs are skipped, queued ones are not submitted twice)")
             raise
+    _drop_pattern_folder(options.folder)
     return [outcomes[i] for i in range(len(tasks))]
+
+
+def _drop_pattern_folder(folder: Path) -> None:
+    """Remove the empty folder named ``%j`` that submitit makes from the folder pattern."""
+    try:
+        (Path(folder) / "%j").rmdir()
+    except OSError:
+        pass
 
 
 def _recorded_outcome(task: RunTask) -> Outcome | None:

@@ -17,15 +17,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 BatchNorm = nn.modules.batchnorm._BatchNorm
+# Without a graph to record, W^T s runs through aten.convolution_backward (autograd's own
+# input-gradient kernel), which measured faster on CPU than conv_transpose2d; when the heatmap
+# must be differentiable, conv_transpose2d, whose backward measured faster than the double
+# backward of convolution_backward. Both give the same values.
+USE_CONV_BACKWARD = True
 
 
 def bn_scale_shift(bn: BatchNorm, bn_input: Tensor) -> tuple[Tensor, Tensor]:
     """Per-channel ``(scale, shift)`` such that ``bn(x) = scale * x + shift`` in this forward pass."""
     use_batch = bn.training or bn.running_var is None
     if use_batch:
-        dims = [0, *range(2, bn_input.ndim)]
-        mean = bn_input.mean(dims).detach()
-        var = bn_input.var(dims, unbiased=False).detach()
+        with torch.no_grad():  # two-pass form: Tensor.var over (0, 2, 3) is slow on CPU
+            dims = [0, *range(2, bn_input.ndim)]
+            mean = bn_input.mean(dims)
+            var = (bn_input - _channel_view(mean, bn_input.ndim)).square_().mean(dims)
     else:
         mean, var = bn.running_mean, bn.running_var
     inv = torch.rsqrt(var + bn.eps)
@@ -113,10 +119,16 @@ class AffineChain:
                 return s.matmul(w)
             k, b = s.shape[:2]
             flat = s.reshape(k * b, *s.shape[2:])
+            if USE_CONV_BACKWARD and not (torch.is_grad_enabled() and (flat.requires_grad or w.requires_grad)):
+                shape = (k * b, w.shape[1] * op.groups, *in_shape[2:])
+                g = torch.ops.aten.convolution_backward(
+                    flat, flat.new_empty(1).expand(shape), w, None, list(op.stride), list(conv_padding(op)),
+                    list(op.dilation), False, [0, 0], op.groups, [True, False, False])[0]
+                return g.view(k, b, *g.shape[1:])
             pad = conv_padding(op)
             out_pad = [
                 in_shape[2 + i] - ((flat.shape[2 + i] - 1) * op.stride[i] - 2 * pad[i]
-                                   + op.dilation[i] * (w.shape[2 + i] - 1) + 1)
+                               + op.dilation[i] * (w.shape[2 + i] - 1) + 1)
                 for i in range(2)
             ]
             g = F.conv_transpose2d(flat, w, None, op.stride, pad, out_pad, op.groups, op.dilation)
@@ -131,7 +143,7 @@ def conv_padding(conv: nn.Conv2d) -> tuple[int, int]:
     if isinstance(conv.padding, str):
         if conv.padding == "valid":
             return (0, 0)
-        total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size)]
+        total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size, strict=True)]
         if any(t % 2 for t in total):
             raise NotImplementedError("padding='same' with an even kernel (asymmetric padding)")
         return (total[0] // 2, total[1] // 2)

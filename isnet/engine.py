@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from .graph import Plan, build_plan
 from .steps import RuleConfig
 
-RULES = ("epsilon", "zplus")
-INPUT_RULES = ("zb", "epsilon", "zplus")
+RULES = ("epsilon", "zplus", "gradient")
+INPUT_RULES = ("zb", "epsilon", "zplus", "gradient")
 
 
 class LRPEngine:
@@ -31,7 +31,7 @@ class LRPEngine:
     def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits and the activations the plan reads (same values as ``model(x)``)."""
         logits, values = self.plan.gm(x)
-        return logits, dict(zip(self.plan.act_names, values))
+        return logits, dict(zip(self.plan.act_names, values, strict=True))
 
     def node_for(self, module_name: str) -> str:
         """The graph node holding the output of module ``module_name`` (for deep supervision)."""
@@ -80,7 +80,7 @@ class LRPEngine:
             if step.out in keep:
                 kept[step.out] = g if is_relevance else g * acts[plan.value_of.get(step.out, step.out)]
             is_relevance = is_relevance or step.returns_relevance(cfg)
-            for name, r in zip(step.ins, step.propagate(g, acts, cfg)):
+            for name, r in zip(step.ins, step.propagate(g, acts, cfg), strict=True):
                 if r is None:
                     continue
                 if name in plan.input_like and not is_relevance:

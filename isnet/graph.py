@@ -76,7 +76,12 @@ def _describe(node: fx.Node, gm: fx.GraphModule) -> str:
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """Symbolically trace ``model`` (parameters and submodules are shared, not copied)."""
+    """Symbolically trace ``model`` (parameters and submodules are shared, not copied).
+
+    A bare ``torch.nn`` layer (e.g. one ``nn.Conv2d``) is traced as a one-layer stack.
+    """
+    if fx.Tracer().is_leaf_module(model, "") and not isinstance(model, nn.Sequential):
+        model = nn.Sequential(model)
     try:
         return fx.symbolic_trace(model)
     except Exception as exc:  # noqa: BLE001 - re-raised with context

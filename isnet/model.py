@@ -27,7 +27,10 @@ class ISNet(nn.Module):
     of the whole logit vector, separate C1/C2 per rule), ``selective`` (one map from the
     class-selective softmax output rule for class ``selective_class``), ``stochastic`` (one
     map: the top logit with probability 1/2, else a random other class), ``grad_input``
-    (the ablation: input-gradient x input maps of every logit).
+    (the ablation: input-gradient x input maps of every logit, computed by the same batched
+    sweep; BatchNorm statistics are held constant as in the LRP maps, so in train mode this is
+    the gradient of the network with this batch's BN affine maps frozen, in eval mode the
+    exact input gradient).
     ``C1``/``C2``: floats, or ``(epsilon, zplus)`` pairs for ``dual``. ``lds_layers``: module
     names whose output relevance (summed over channels) is also penalised (LRP deep
     supervision); the per-layer losses are combined by GWRP with ``lds_d`` (default ``d``).
@@ -83,7 +86,7 @@ class ISNet(nn.Module):
         c2 = list(C2) if isinstance(C2, (list, tuple)) else [C2] * len(names)
         if len(c1) != len(names) or len(c2) != len(names):
             raise ValueError(f"{self.variant}: give one C1/C2 per map group {names}")
-        for n, a, b in zip(names, c1, c2):
+        for n, a, b in zip(names, c1, c2, strict=True):
             if not 0 < float(a) <= float(b):
                 raise ValueError(f"need 0 < C1 <= C2, got C1={a}, C2={b}")
             self.constants[n] = (float(a), float(b))
@@ -106,45 +109,42 @@ class ISNet(nn.Module):
             return labels
         return logits.argmax(1) if self.selective_class == "predicted" else logits.argmin(1)
 
-    def heatmaps(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, dict[str, list[Tensor]]]:
+    def heatmaps(self, x: Tensor, labels: Tensor | None = None,
+                 create_graph: bool = True) -> tuple[Tensor, dict[str, list[Tensor]]]:
         """Logits and, per map group, ``[input map, *hidden maps]`` each ``[B, K, C, H, W]``.
 
-        Differentiable when grad mode is on (the second-order path of the ISNet loss).
+        One forward pass serves both. With grad mode on and ``create_graph`` the maps are
+        differentiable (the second-order path of the ISNet loss); with ``create_graph=False``
+        only the logits keep their graph (e.g. to calibrate C1/C2 while training on CE).
         """
-        if self.variant == "grad_input":
-            return self._grad_input_maps(x)
         engine = engine_for(self.backbone)
         logits, acts = engine.forward(x)
+        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+            return logits, self._lrp_maps(engine, logits, acts, labels)
+
+    def _lrp_maps(self, engine, logits: Tensor, acts: dict[str, Tensor],
+                  labels: Tensor | None) -> dict[str, list[Tensor]]:
         keep = [engine.node_for(name) for name in self.lds_layers]
         b, k = logits.shape
         groups: dict[str, tuple[str, Tensor]] = {}
-        if self.variant == "original":
+        if self.variant in ("original", "grad_input"):
             idx = torch.arange(k, device=logits.device).view(k, 1).expand(k, b)
-            groups["heatmap"] = ("epsilon", onehot_output(logits, idx))
+            groups["heatmap"] = ("gradient" if self.variant == "grad_input" else "epsilon", onehot_output(logits, idx))
         elif self.variant == "dual":
             ones = torch.ones_like(logits).unsqueeze(0)
             groups["epsilon"] = ("epsilon", ones)
             groups["zplus"] = ("zplus", ones)
         elif self.variant == "selective":
-            groups["heatmap"] = ("epsilon", selective_output(logits, self._classes(logits, None)))
+            groups["heatmap"] = ("epsilon", selective_output(logits, self._classes(logits, labels)))
         else:
-            groups["heatmap"] = ("epsilon", onehot_output(logits, self._classes(logits, None).view(1, b)))
+            groups["heatmap"] = ("epsilon", onehot_output(logits, self._classes(logits, labels).view(1, b)))
         maps: dict[str, list[Tensor]] = {}
         for name, (rule, grad_out) in groups.items():
-            R, kept = engine.relevance(acts, grad_out, rule, self.input_rule, self.epsilon, self.bounds, keep)
+            input_rule = "gradient" if rule == "gradient" else self.input_rule
+            R, kept = engine.relevance(acts, grad_out, rule, input_rule, self.epsilon, self.bounds, keep)
             hidden = [kept[n].sum(2, keepdim=True).transpose(0, 1) for n in keep]
             maps[name] = [R.transpose(0, 1), *hidden]
-        return logits, maps
-
-    def _grad_input_maps(self, x: Tensor) -> tuple[Tensor, dict[str, list[Tensor]]]:
-        xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = self.backbone(xg)
-            b, k = logits.shape
-            eye = torch.eye(k, dtype=logits.dtype, device=logits.device).view(k, 1, k).expand(k, b, k)
-            (g,) = torch.autograd.grad(logits, xg, eye, is_grads_batched=True,
-                                       create_graph=torch.is_grad_enabled())
-        return logits, {"heatmap": [(g * xg).transpose(0, 1)]}
+        return maps
 
     # ------------------------------------------------------------------ training forward
     def forward(self, x: Tensor, masks: Tensor | None = None, labels: Tensor | None = None):

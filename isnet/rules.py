@@ -24,7 +24,16 @@ Linear = Callable[[Tensor, Tensor], Tensor]
 
 def stabilize(z: Tensor, epsilon: float) -> Tensor:
     """``z + epsilon * sign(z)`` with ``sign(0) = +1`` (the LRP-epsilon denominator)."""
-    return z + torch.where(z >= 0, epsilon, -epsilon)
+    pos = torch.tensor(epsilon, dtype=z.dtype, device=z.device)  # python scalars would become float32
+    return z + torch.where(z >= 0, pos, -pos)
+
+
+def scale(g: Tensor, factor: Tensor | None) -> Tensor:
+    """``g * factor`` for ``g`` ``[K, B, ...]`` and ``factor`` ``[B, ...]`` (``None``: 1).
+
+    The factor gets an explicit map axis so that, for K = 1, its gradient needs no reduction.
+    """
+    return g if factor is None else g * factor.unsqueeze(0)
 
 
 def epsilon_factor(v: Tensor, z: Tensor, epsilon: float, after_relu: bool) -> Tensor:
@@ -38,9 +47,13 @@ def epsilon_factor(v: Tensor, z: Tensor, epsilon: float, after_relu: bool) -> Te
     return z / stabilize(z, epsilon)
 
 
-def epsilon_rule(g: Tensor, factor: Tensor, W: Tensor | None, adj: Linear) -> Tensor:
-    """LRP-epsilon ``R_j = a_j sum_k w_jk R_k / (z_k + eps sign z_k)`` (``z`` with bias): returns ``g_a``."""
-    return adj(g * factor, W)
+def epsilon_rule(g: Tensor, factor: Tensor | None, W: Tensor | None, adj: Linear) -> Tensor:
+    """LRP-epsilon ``R_j = a_j sum_k w_jk R_k / (z_k + eps sign z_k)`` (``z`` with bias): returns ``g_a``.
+
+    With ``factor=None`` (or a ReLU mask) this is the plain gradient, so gradient x input
+    maps reuse the same sweep.
+    """
+    return adj(scale(g, factor), W)
 
 
 def zplus_rule(g: Tensor, v: Tensor, a: Tensor, W: Tensor, fwd: Linear, adj: Linear, epsilon: float) -> Tensor:
@@ -51,9 +64,9 @@ def zplus_rule(g: Tensor, v: Tensor, a: Tensor, W: Tensor, fwd: Linear, adj: Lin
     """
     wp = W.clamp(min=0)
     if not bool((a < 0).any()):
-        return adj(g * (v / stabilize(fwd(a, wp), epsilon)), wp)
+        return adj(scale(g, v / stabilize(fwd(a, wp), epsilon)), wp)
     wn = W.clamp(max=0)
-    s = g * (v / stabilize(fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon))
+    s = scale(g, v / stabilize(fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon))
     return torch.where(a > 0, adj(s, wp), adj(s, wn))
 
 
@@ -61,7 +74,8 @@ def zbox_rule(
     g: Tensor,
     v: Tensor,
     x: Tensor,
-    zx: Tensor,
+    z: Tensor,
+    offset: Tensor | None,
     W: Tensor,
     fwd: Linear,
     adj: Linear,
@@ -73,24 +87,28 @@ def zbox_rule(
 
     ``R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) R_j / z^B_j`` with
     ``z^B_j = sum_i (x_i w_ij - l_i w+_ij - h_i w-_ij)`` (biases cancel), stabilised by
-    ``epsilon``; ``R_j = v_j g_j``. ``zx = W x`` comes from the forward pass.
-    ``low`` / ``high`` broadcast to ``x`` (batch axis of size 1).
+    ``epsilon``; ``R_j = v_j g_j``. ``W x = z - offset`` comes from the forward pass (``offset``:
+    the fused bias), or is recomputed when ``offset`` is ``None``. ``low`` / ``high``
+    broadcast to ``x`` (batch axis of size 1).
     """
-    zb = zx
+    shift = None
     bounds: list[Tensor] = []
     weights = [W]
-    if bool(low.ne(0).any()):
-        weights.append(W.clamp(min=0))
-        bounds.append(low.expand((1, *x.shape[1:])))
-        zb = zb - fwd(bounds[-1], weights[-1])
-    if bool(high.ne(0).any()):
-        weights.append(W.clamp(max=0))
-        bounds.append(high.expand((1, *x.shape[1:])))
-        zb = zb - fwd(bounds[-1], weights[-1])
-    s = g * (v / stabilize(zb, epsilon))
+    for bound, w in ((low, W.clamp(min=0)), (high, W.clamp(max=0))):
+        if bool(bound.ne(0).any()):
+            bound = bound.expand((1, *x.shape[1:]))
+            part = fwd(bound, w)  # one image: the bound's contribution
+            shift = part if shift is None else shift + part
+            bounds.append(bound)
+            weights.append(w)
+    if offset is None:
+        zb = fwd(x, W) if shift is None else fwd(x, W) - shift
+    else:
+        zb = z - (offset if shift is None else offset + shift)
+    s = scale(g, v / stabilize(zb, epsilon))
     parts = adj_many(s, weights, adj)
-    out = x * parts[0]
-    for bound, part in zip(bounds, parts[1:]):
+    out = x.unsqueeze(0) * parts[0]
+    for bound, part in zip(bounds, parts[1:], strict=True):
         out = out - bound * part
     return out
 
@@ -103,15 +121,15 @@ def adj_many(s: Tensor, weights: list[Tensor], adj: Linear) -> list[Tensor]:
     return list(stacked.chunk(len(weights), dim=2))
 
 
-def sum_rule(g: Tensor, factor: Tensor, operands: Sequence[Tensor | float],
+def sum_rule(g: Tensor, factor: Tensor | None, operands: Sequence[Tensor | float],
              weights: Sequence[float]) -> list[Tensor | None]:
     """LRP-epsilon for ``z = sum_i w_i x_i``: ``R_i = w_i x_i R / stab(z)``, i.e. ``g_i = w_i s``.
 
     Constant (non-tensor) operands act like a bias and absorb their share.
     """
-    s = g * factor
+    s = scale(g, factor)
     out: list[Tensor | None] = []
-    for x, w in zip(operands, weights):
+    for x, w in zip(operands, weights, strict=True):
         if not isinstance(x, Tensor):
             out.append(None)
             continue
@@ -128,7 +146,7 @@ def _reduce_to(r: Tensor, shape: torch.Size) -> Tensor:
     lead = r.ndim - len(target)
     if lead:
         r = r.sum(dim=tuple(range(1, 1 + lead)))
-    dims = tuple(i for i, (n, m) in enumerate(zip(r.shape, target)) if n != m)
+    dims = tuple(i for i, (n, m) in enumerate(zip(r.shape, target, strict=True)) if n != m)
     return r.sum(dim=dims, keepdim=True) if dims else r
 
 
@@ -143,7 +161,7 @@ def maxpool_rule(g: Tensor, a: Tensor, indices: Tensor) -> Tensor:
 
 def relu_rule(g: Tensor, a: Tensor) -> Tensor:
     """ReLU passes relevance unchanged: ``g_z = g_a`` where ``a > 0``, else 0."""
-    return g * (a > 0)
+    return scale(g, (a > 0).to(g.dtype))
 
 
 def cat_rule(g: Tensor, sizes: Sequence[int], dim: int) -> list[Tensor]:

@@ -23,9 +23,9 @@ from .canonizers import AffineChain
 class RuleConfig:
     """How to propagate: layer rule, stabiliser, input-layer rule and its pixel bounds."""
 
-    rule: str = "epsilon"  # "epsilon" | "zplus"
+    rule: str = "epsilon"  # "epsilon" | "zplus" | "gradient"
     epsilon: float = 0.01
-    input_rule: str = "zb"  # "zb" | "epsilon" | "zplus"
+    input_rule: str = "zb"  # "zb" | "epsilon" | "zplus" | "gradient"
     low: Tensor | None = None
     high: Tensor | None = None
 
@@ -60,8 +60,10 @@ class Step:
     def propagate(self, g: Tensor, acts: dict[str, Tensor], cfg: RuleConfig) -> Sequence[Tensor | None]:
         raise NotImplementedError
 
-    def factor(self, acts: dict[str, Tensor], cfg: RuleConfig) -> Tensor:
-        """``v / stab(z)`` for the epsilon rule."""
+    def factor(self, acts: dict[str, Tensor], cfg: RuleConfig, rule: str | None = None) -> Tensor | None:
+        """``v / stab(z)`` for the epsilon rule; for the gradient, the folded ReLU's mask (or ``None``)."""
+        if (rule or cfg.rule) == "gradient":
+            return (acts[self.value] > 0).to(acts[self.value].dtype) if self.after_relu else None
         return rules.epsilon_factor(acts[self.value], acts[self.out], cfg.epsilon, self.after_relu)
 
 
@@ -87,7 +89,7 @@ class PassStep(Step):
         elif self.kind == "dropout" and (self.module is None or self.module.training):
             a_out = acts[self.out]
             if a_out is not a_in:
-                g = g * torch.where(a_in != 0, a_out / a_in, torch.zeros_like(a_in))
+                g = rules.scale(g, torch.where(a_in != 0, a_out / a_in, torch.zeros_like(a_in)))
         if tuple(g.shape[1:]) != tuple(a_in.shape):
             g = g.reshape(g.shape[0], *a_in.shape)
         return (g,)
@@ -119,12 +121,12 @@ class AffineStep(Step):
             if self.chain.op is None:
                 raise ValueError(f"z^B input rule needs a Conv2d or Linear first layer, got a BatchNorm "
                                  f"at '{self.path}'; use input_rule='epsilon'")
-            zx = fwd(a, w) if bias is None else z - _bias_view(bias, z.ndim)
+            offset = None if bias is None else _bias_view(bias, z.ndim)
             low, high = _bounds_like(cfg.low, a), _bounds_like(cfg.high, a)
-            return (rules.zbox_rule(g, v, a, zx, w, fwd, adj, low, high, cfg.epsilon),)
+            return (rules.zbox_rule(g, v, a, z, offset, w, fwd, adj, low, high, cfg.epsilon),)
         if rule == "zplus":
             return (rules.zplus_rule(g, v, a, w, fwd, adj, cfg.epsilon),)
-        return (rules.epsilon_rule(g, self.factor(acts, cfg), w, adj),)
+        return (rules.epsilon_rule(g, self.factor(acts, cfg, rule), w, adj),)
 
 
 def _bias_view(b: Tensor, ndim: int) -> Tensor:
@@ -156,7 +158,8 @@ class PoolStep(Step):
     tiles: bool = False
 
     def propagate(self, g, acts, cfg):
-        return (self._adjoint(g * self.factor(acts, cfg), acts[self.ins[0]].shape),)
+        f = self.factor(acts, cfg)
+        return (self._adjoint(rules.scale(g, f), acts[self.ins[0]].shape),)
 
     def _adjoint(self, s: Tensor, in_shape: torch.Size) -> Tensor:
         k, b = s.shape[:2]
@@ -227,7 +230,7 @@ class CatStep(Step):
 
 def _by_name(ins: tuple[str, ...], operands: tuple, parts: Sequence[Tensor | None]) -> tuple[Tensor | None, ...]:
     acc: dict[str, Tensor] = {}
-    for o, r in zip(operands, parts):
+    for o, r in zip(operands, parts, strict=True):
         if isinstance(o, str) and r is not None:
             acc[o] = acc[o] + r if o in acc else r
     return tuple(acc.get(n) for n in ins)

@@ -21,13 +21,13 @@ chest X-ray generator for its per-hospital burned-in markers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.api import DataBundle, TensorSplit
+from benchmarks.api import DataBundle, ExperimentSpec, TensorSplit
 
 # --------------------------------------------------------------------------- split groups
 GROUP_NO_MARKER, GROUP_CLASS_MARKER, GROUP_OTHER_MARKER = 0, 1, 2
@@ -64,7 +64,7 @@ def _polygon(px: np.ndarray, py: np.ndarray, vertices: np.ndarray) -> np.ndarray
     inside = np.zeros(px.shape, dtype=bool)
     x0, y0 = vertices[:, 0], vertices[:, 1]
     x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    for a, b, c, d in zip(x0, y0, x1, y1):
+    for a, b, c, d in zip(x0, y0, x1, y1, strict=True):
         crosses = (b > py) != (d > py)
         with np.errstate(divide="ignore", invalid="ignore"):
             x_at = a + (py - b) * (c - a) / (d - b)
@@ -166,6 +166,18 @@ def band_stamp(name: str, thickness: int, height: int, width: int) -> np.ndarray
     else:
         out[:, width - d:] = strip[::-1].T
     return out
+
+
+class single_thread:
+    """Run torch on one thread inside the block: data generation is many small tensor
+    operations, which intra-op threads slow down (badly so on a busy machine)."""
+
+    def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.threads)
 
 
 # --------------------------------------------------------------------------- placement
@@ -418,7 +430,9 @@ class BiasInjector:
         drawn = np.where(pending, -1, marker_class)
         return InjectedSplit(images, drawn, np.zeros(n, dtype=np.int64), boxes, unplaced, sizes)
 
-    def assign(self, labels: np.ndarray, mode: str, rng: np.random.Generator, strength: float | None = None) -> np.ndarray:
+    def assign(
+        self, labels: np.ndarray, mode: str, rng: np.random.Generator, strength: float | None = None
+    ) -> np.ndarray:
         """The marker class per image for a split ``mode`` (``-1``: no marker).
 
         ``biased``: exactly ``round(strength * N)`` images, chosen at random, get their own
@@ -564,3 +578,17 @@ def bias_bundle(
         notes={**(notes or {}), "class_marker_share": share, "unplaced_markers": unplaced,
                "split_sizes": {name: len(s) for name, s in splits.items()}},
     )
+
+
+def with_bias_strength(spec: ExperimentSpec, strength: float, name: str | None = None) -> ExperimentSpec:
+    """A copy of a bias experiment (one whose profiles' data take ``bias_strength``, such as
+    ``biased_mnist``) whose training and validation images carry their class's marker with
+    share ``strength``; the test splits are unchanged. For bias-strength sweeps::
+
+        specs = [with_bias_strength(spec, s) for s in (0.5, 0.8, 0.95, 1.0)]
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"bias strength must lie in [0, 1], got {strength}")
+    profiles = {scale: replace(p, data={**p.data, "bias_strength": float(strength)})
+                for scale, p in spec.profiles.items()}
+    return replace(spec, name=name or f"{spec.name}@strength={strength:g}", profiles=profiles)

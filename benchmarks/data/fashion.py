@@ -69,10 +69,7 @@ def find_fashion_mnist(cache_dir: Path | None = None, allow_download: bool | Non
     if allow_download is None:
         allow_download = os.environ.get(DOWNLOAD_ENV, "") == "1"
     if allow_download and cache_dir is not None:
-        import torchvision
-
-        torchvision.datasets.FashionMNIST(str(cache_dir), train=True, download=True)
-        torchvision.datasets.FashionMNIST(str(cache_dir), train=False, download=True)
+        _download(Path(cache_dir))
         found = _complete(Path(cache_dir) / "FashionMNIST" / "raw")
         if found:
             return found
@@ -87,6 +84,14 @@ def find_fashion_mnist(cache_dir: Path | None = None, allow_download: bool | Non
         "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz;\n"
         f"  2. let torchvision download them into the data cache: set {DOWNLOAD_ENV}=1."
     )
+
+
+def _download(cache_dir: Path) -> None:
+    """torchvision's download into ``<cache_dir>/FashionMNIST/raw`` (only when opted in)."""
+    import torchvision
+
+    torchvision.datasets.FashionMNIST(str(cache_dir), train=True, download=True)
+    torchvision.datasets.FashionMNIST(str(cache_dir), train=False, download=True)
 
 
 def read_idx(path: Path) -> np.ndarray:

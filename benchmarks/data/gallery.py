@@ -31,14 +31,15 @@ def _pick(labels: np.ndarray, count: int) -> list[int]:
 def render_gallery(
     bundle: DataBundle,
     path: Path,
-    per_split: int = 8,
+    per_split: int | None = None,
     title: str | None = None,
     splits: Sequence[str] | None = None,
 ) -> Path:
     """Draw ``per_split`` samples of the training split and of every test split.
 
     Each image shows its mask outline (cyan) and the bounding box of each burned-in marker
-    (red, when the split records them), titled with the class and the group name.
+    (red, when the split records them), titled with the class and the marker's class (bias
+    splits) or the group name (e.g. the hospital).
     """
     import matplotlib
 
@@ -46,6 +47,7 @@ def render_gallery(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    per_split = per_split or min(10, max(8, bundle.num_classes))
     rows = [("train", bundle.train)] + list(bundle.tests.items())
     if splits is not None:
         rows = [(n, s) for n, s in rows if n in splits]
@@ -74,8 +76,15 @@ def render_gallery(
                 for y, x, h, w in b:
                     if y >= 0:
                         ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red", linewidth=0.7))
-            group = split.group_names[int(split.groups[i])] if split.group_names else str(int(split.groups[i]))
-            ax.set_title(f"{bundle.class_names[labels[i]]}\n{group}", fontsize=6)
+            marker_class = getattr(split, "marker_class", None)
+            if marker_class is not None:
+                k = int(marker_class[i])
+                second = "no marker" if k < 0 else f"marker of {bundle.class_names[k]}"
+            elif split.group_names:
+                second = split.group_names[int(split.groups[i])]
+            else:
+                second = f"group {int(split.groups[i])}"
+            ax.set_title(f"{bundle.class_names[labels[i]]}\n{second}", fontsize=6)
             if c == 0:
                 ax.set_ylabel(name, fontsize=8)
     fig.suptitle(title or "", fontsize=9)
@@ -87,7 +96,7 @@ def render_gallery(
     return path
 
 
-def gallery_for(spec: ExperimentSpec, scale: str, cache_dir: Path, out_dir: Path, per_split: int = 8) -> Path:
+def gallery_for(spec: ExperimentSpec, scale: str, cache_dir: Path, out_dir: Path, per_split: int | None = None) -> Path:
     """Build ``spec``'s data at ``scale`` and write ``<out_dir>/dataset_samples_<name>.png``."""
     bundle = spec.build(spec.profile(scale), 0, Path(cache_dir))
     notes = bundle.notes
@@ -124,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--cache-dir", default="datasets/cache")
     parser.add_argument("--out", default="reports/figures")
-    parser.add_argument("--per-split", type=int, default=8)
+    parser.add_argument("--per-split", type=int, default=None, help="images per split (default: 8-10)")
     args = parser.parse_args(argv)
     specs = _experiments()
     names = args.experiments or sorted(specs)

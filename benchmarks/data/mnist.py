@@ -157,7 +157,7 @@ def build_biased_28px(
     get disjoint, class-balanced subsets chosen by ``split_seed``). ``data`` overrides
     :data:`BIAS_DEFAULTS`. ``sources`` (file fingerprints) enters the cache key.
     """
-    from benchmarks.data.bias import BiasConfig, BiasInjector, bias_bundle, build_bias_tensors
+    from benchmarks.data.bias import BiasConfig, BiasInjector, bias_bundle, build_bias_tensors, single_thread
     from benchmarks.data.cache import cached
 
     unknown = set(data) - set(BIAS_DEFAULTS)
@@ -177,6 +177,10 @@ def build_biased_28px(
     sizes = {"train": int(p["n_train"]), "val": int(p["n_val"]), "test": int(p["n_test"])}
 
     def build() -> dict[str, torch.Tensor]:
+        with single_thread():
+            return _build()
+
+    def _build() -> dict[str, torch.Tensor]:
         raw = load()
         clean = {}
         for pool in sorted(set(pools.values())):

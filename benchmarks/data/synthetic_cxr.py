@@ -32,7 +32,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmarks.api import DataBundle
-from benchmarks.data.bias import BiasConfig, BiasInjector, MarkedSplit, dilate, draw_stamps, place_stamps
+from benchmarks.data.bias import (
+    BiasConfig,
+    BiasInjector,
+    MarkedSplit,
+    dilate,
+    draw_stamps,
+    place_stamps,
+    single_thread,
+)
 from benchmarks.data.cache import cached
 
 GENERATOR_VERSION = 1
@@ -127,8 +135,9 @@ def lung_zip_path() -> Path | None:
 
 
 def _normalise_template(lungs: np.ndarray, res: int) -> np.ndarray | None:
-    """Keep the two largest lung components, crop to their box, centre it (aspect kept) in
-    a ``res`` square at 90 % of the side; ``None`` when the mask is not two lungs side by side."""
+    """Keep the two largest lung components (holes filled), crop to their box, centre it
+    (aspect kept) in a ``res`` square at 90 % of the side; ``None`` when the mask is not two
+    lungs side by side."""
     from PIL import Image
     from scipy import ndimage
 
@@ -140,7 +149,7 @@ def _normalise_template(lungs: np.ndarray, res: int) -> np.ndarray | None:
     if areas[order[1]] < 0.25 * areas[order[0]]:
         return None
     big = order[:2] + 1
-    keep = (labels == big[0]) | (labels == big[1])
+    keep = ndimage.binary_fill_holes(labels == big[0]) | ndimage.binary_fill_holes(labels == big[1])
     col_index = np.broadcast_to(np.arange(labels.shape[1]), labels.shape).ravel()
     sums = np.bincount(labels.ravel(), weights=col_index, minlength=count + 1)
     cols = sums[big] / areas[big - 1]
@@ -202,7 +211,8 @@ def parametric_templates(count: int, res: int = TEMPLATE_RES, seed: int = 0) -> 
             t = np.clip((y - top) / (bottom - top), 0, 1)  # 0 at apex, 1 at base
             half = width * np.sqrt(np.clip(t, 0, 1)) ** 0.6 * (1 - 0.25 * t ** 4)
             centre = side * (gap + half * 0.5 + 0.02)
-            inside = (np.abs(x - centre) <= half / 2 + 0.02) & (y >= top) & (y <= bottom - 0.15 * np.abs(x - side * gap))
+            base = bottom - 0.15 * np.abs(x - side * gap)
+            inside = (np.abs(x - centre) <= half / 2 + 0.02) & (y >= top) & (y <= base)
             if side == 1:  # cardiac notch of the left lung (image right)
                 notch = ((x - gap) / rng.uniform(0.25, 0.35)) ** 2 + ((y - 0.55) / 0.35) ** 2 <= 1
                 inside &= ~notch
@@ -220,7 +230,7 @@ def lung_templates(source: str, cache_dir: Path, max_templates: int | None) -> t
     if source not in ("v7", "parametric"):
         raise ValueError(f"unknown lung source {source!r}; use 'v7' or 'parametric'")
     if zip_path is not None:
-        desc = {"zip": content_fingerprint(zip_path), "res": TEMPLATE_RES, "max": max_templates, "v": 1}
+        desc = {"zip": content_fingerprint(zip_path), "res": TEMPLATE_RES, "max": max_templates, "v": 2}
         tensors, key = cached(Path(cache_dir), "lung_templates_v7", desc,
                               lambda: {"templates": torch.from_numpy(load_v7_templates(zip_path, TEMPLATE_RES,
                                                                                        max_templates))})
@@ -256,13 +266,18 @@ def _smooth_noise(n: int, size: int, cells: int, gen: torch.Generator) -> Tensor
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of ``[N, 1, H, W]`` (replicated borders), as weighted shifts:
+    cheaper than a one-channel convolution on a CPU."""
     if sigma <= 0.05:
         return x
     radius = max(1, int(math.ceil(3 * sigma)))
     k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype) / sigma) ** 2)
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    k = (k / k.sum()).tolist()
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    x = sum(k[i] * xp[..., :, i:i + w] for i in range(2 * radius + 1))
+    xp = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    return sum(k[i] * xp[..., i:i + h, :] for i in range(2 * radius + 1))
 
 
 def _u(gen: torch.Generator, n: int, low: float, high: float) -> Tensor:
@@ -276,7 +291,13 @@ class Rendered:
     boxes: np.ndarray  # int64 [N, M, 4] marker boxes (y, x, h, w), -1 rows: none
 
 
-def render(
+def render(*args, **kwargs) -> Rendered:
+    """Render ``len(labels)`` radiographs of one hospital; see :func:`_render` (run on one thread)."""
+    with single_thread():
+        return _render(*args, **kwargs)
+
+
+def _render(
     templates: Tensor,
     geometry: Tensor,
     template_idx: np.ndarray,
@@ -469,7 +490,8 @@ def build_cxr_tensors(
     out: dict[str, Tensor] = {}
     for s_idx, (split, hospitals, pool, total) in enumerate(plan):
         parts = {k: [] for k in ("images", "masks", "labels", "groups", "boxes")}
-        for h_idx, (hospital, count) in enumerate(zip(hospitals, _split_counts(int(total), len(hospitals)))):
+        counts = _split_counts(int(total), len(hospitals))
+        for h_idx, (hospital, count) in enumerate(zip(hospitals, counts, strict=True)):
             if count == 0:
                 continue
             r = np.random.default_rng(np.random.SeedSequence([seed, 1, s_idx, h_idx]))
@@ -510,8 +532,11 @@ def build_cxr_bundle(
     description = {"generator_version": GENERATOR_VERSION, "task": task, "classes": list(classes), "data": p,
                    "image_size": image_size, "templates": template_key,
                    "styles": [asdict(h) for h in hospitals]}
-    tensors, key = cached(Path(cache_dir), recipe, description,
-                          lambda: build_cxr_tensors(task, classes, p, image_size, templates))
+    def build() -> dict[str, Tensor]:
+        with single_thread():
+            return build_cxr_tensors(task, classes, p, image_size, templates)
+
+    tensors, key = cached(Path(cache_dir), recipe, description, build)
     names = tuple(f"hospital_{h.name}" for h in hospitals)
     splits = {
         name: MarkedSplit(tensors[f"{name}/images"], tensors[f"{name}/labels"], tensors[f"{name}/masks"],

@@ -28,14 +28,6 @@ from benchmarks.report.splits import split_roles
 from benchmarks.report.tidy import COLUMNS, Collection, collect, tidy
 
 
-def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each split's accuracy (kept for callers of
-    the first report; the report itself uses :mod:`benchmarks.report.analysis`)."""
-    ok = frame[(frame["status"] == "ok") & frame["split"].notna()]
-    grouped = ok.groupby(["experiment", "method", "split"])["accuracy"]
-    return grouped.agg(mean="mean", std="std", seeds="count").reset_index()
-
-
 class _Files:
     """The report being assembled: relative path -> bytes."""
 
@@ -110,7 +102,8 @@ def _readme(files: _Files, collection: Collection, frame: pd.DataFrame, draws: p
         "- **Seeds.** Every number is the mean over the seeds of the selected draw; `±` is the half-width of the "
         f"{an.LEVEL:.0%} Student-t interval of that mean over seeds (undefined, `n/a`, for one seed).",
         f"- **Test images.** Brackets are the {an.interval_text()} of the seed mean, seeded per (experiment, "
-        "split) by a CRC-32 of their names. When all seeds tested the same images, one resample of the images is "
+        "profile, split) by a CRC-32 of their names and shared by all methods (every method is scored on the same "
+        "resamples). When all seeds tested the same images, one resample of the images is "
         "applied to every seed (so the interval reflects which images were tested, not which seed was trained); "
         "where the test images depend on the seed (marked †), each seed's test set is resampled independently.",
         f"- **Paired comparisons** (ISNet, method `{an.REFERENCE}`, against every other method on the same test "

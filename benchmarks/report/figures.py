@@ -100,6 +100,7 @@ def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy
             ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="none", ecolor="black",
                         elinewidth=0.8, capsize=2)
         ax.set_xticks(range(len(splits)), splits)
+        ax.grid(axis="x", visible=False)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 105)
         ax.set_title(f"{key[0]} ({key[1]}): accuracy per test split")
@@ -292,6 +293,7 @@ def timing(analysis: Analysis, draw: bool = True) -> bytes | None:
                 ax.bar(xs, d[col], width=width * 0.95, color=colors[setting], label=setting)
                 ax.errorbar(xs, d[col], yerr=err, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
             ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+            ax.grid(axis="x", visible=False)
             ax.set_ylabel(label)
         axes[0][1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="experiment")
         fig.suptitle("Training and inference time per method (mean over seeds, t-interval)", fontsize=9)

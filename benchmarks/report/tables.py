@@ -75,7 +75,7 @@ class Table:
         lines.append("|" + "|".join("---" if a == "l" else "---:" for a in self._align()) + "|")
         for row in self.rows:
             lines.append("| " + " | ".join(c.md.replace("|", "\\|").replace("\n", " ") for c in row) + " |")
-        lines += [f"{note}" for note in self.notes]
+        lines += list(self.notes)
         return "\n".join(lines) + "\n"
 
     def latex(self) -> str:
@@ -164,6 +164,8 @@ def interval_cell(mean: float, t_half: float, low: float, high: float, *, scale:
 
 
 def t_cell(mean: float, t_half: float, *, scale: float, digits: int) -> Cell:
+    if not _finite(mean):
+        return Cell("n/a", "n/a")
     m, h = num(mean, scale, digits), num(t_half, scale, digits)
     return Cell(f"{m} ±{h}", f"{m} $\\pm$ {h}")
 
@@ -328,8 +330,8 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         rows.append(cells)
     errors = analysis.explanation_errors
     errors = errors[(errors["experiment"] == key[0]) & (errors["profile"] == key[1])]
-    notes = ["\nExplainer failures (no score): " + "; ".join(
-        f"`{r.method}` / {r.explainer}: {r.error}" for r in errors.itertuples(index=False))] if len(errors) else []
+    notes = ["", "Explainer failures (no score; not in the table):", ""] + [
+        f"- `{r.method}` / {r.explainer}: {r.error}" for r in errors.itertuples(index=False)] if len(errors) else []
     n_images = ""
     rel = analysis.relevance
     rb = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])]

@@ -105,3 +105,14 @@ def test_unknown_data_parameter_is_rejected(tmp_path) -> None:
     profile = replace(SPEC.profile("smoke"), data={"n_train": 10, "bias_strenght": 0.5})
     with pytest.raises(ValueError, match="bias_strenght"):
         module.biased_mnist(profile, 0, tmp_path)
+
+
+def test_bias_strength_sweep(tmp_path) -> None:
+    from benchmarks.data.bias import with_bias_strength
+
+    half = with_bias_strength(SPEC, 0.5)
+    assert half.name == "biased_mnist@strength=0.5" and half.test_splits == SPEC.test_splits
+    bundle = half.build(half.profile("smoke"), 0, tmp_path)
+    assert (bundle.train.groups == GROUP_CLASS_MARKER).sum() == 150  # exactly half of 300
+    assert (bundle.tests["biased"].groups == GROUP_CLASS_MARKER).all()  # tests unchanged
+    assert bundle.notes["class_marker_share"]["train"] == 0.5

@@ -18,15 +18,17 @@ import pytest
 from benchmarks.store import RunDir, atomic_write_json, run_path
 
 SPLITS = ("biased", "unbiased", "deceiving")
-N_IMAGES = 600
+N_IMAGES = 300
 N_EXPLAINED = 24
 
 
-@pytest.fixture(autouse=True)
-def _no_plugin_discovery(monkeypatch):
+@pytest.fixture(scope="module", autouse=True)
+def _no_plugin_discovery():
     """The fake experiments are not registered: split roles come from the split names
     (and the tests skip the slow entry-point discovery)."""
-    monkeypatch.setattr("benchmarks.report.splits._registered", lambda: {})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("benchmarks.report.splits._registered", lambda: {})
+        yield
 
 
 def _rng(*parts: object) -> np.random.Generator:

@@ -74,7 +74,8 @@ def _fake_slurm(bin_dir, job_id="4242", states=None):
                   f'shutil.copy(sys.argv[-1], d / f"{{len(list(d.iterdir()))}}.sh")\n'
                   f'print("Submitted batch job {job_id}")\n',
         "srun": "pass\n",
-        "sacct": "print('JobID|State|NodeList')\n" + "".join(f"print('{j}|{s}|node1')\n" for j, s in (states or {}).items()),
+        "sacct": "print('JobID|State|NodeList')\n"
+                 + "".join(f"print('{j}|{s}|node1')\n" for j, s in (states or {}).items()),
     }
     for name, code in tools.items():
         path = bin_dir / name

@@ -1,0 +1,210 @@
+"""ISNet and its Faster-ISNet variants as benchmark methods (ISNET.md sections 2-4).
+
+One method per variant: ``isnet`` (original, one LRP-epsilon map per class), ``isnet_dual``
+(LRP-z+ and LRP-epsilon maps of the whole logit vector), ``isnet_selective`` (class-selective
+softmax output rule), ``isnet_stochastic`` (top or random class) and ``isnet_grad_input``
+(the ablation: input-gradient x input maps). All train the profile's backbone with
+``(1 - P) * CE + P * L_H`` and export the plain backbone.
+
+Defaults follow the authors' code: P = 0.7, d = 0.9, E = 1, w1 = 1, w2 = 3, epsilon = 0.01,
+gradient clipping at norm 1 (``grad_clip``, applied by the harness).
+
+* ``optimizer``: ``"auto"`` is the authors' SGD (lr 1e-3, momentum 0.99) at paper scale and
+  Adam (lr 1e-3) at smoke / cpu scale, where the few epochs of the cpu budget are too short
+  for SGD with momentum 0.99 to converge; ``"sgd"`` or ``"adam"`` force one.
+* ``C1`` / ``C2``: ``"auto"`` tunes them (ISNET.md section 3) with an internal warm-up: the
+  first ``tune_steps`` training steps optimise cross-entropy alone while the heatmaps of the
+  second half of them are measured (no second-order graph); then ``C1 = max(mu/5, mu - 3 sigma)``,
+  ``C2 = min(25 C1, mu + 3 sigma)`` of each map's total absolute relevance (per rule for
+  ``dual``) and the heatmap loss starts. ``tune_steps=None`` means 40 steps (about one cpu
+  epoch of biased MNIST) and none at smoke scale, where runs last a few steps and the
+  Nature-era constants C1 = 1, C2 = 25 are used. The authors retrain from scratch after
+  tuning; ``tune_restart=True`` does that (re-initialised weights, optimiser state cleared);
+  the default ``False`` continues from the warmed-up classifier to fit the cpu budget.
+  Numbers given for ``C1`` / ``C2`` are used as they are.
+* ``lds_layers``: module names for LRP deep supervision (empty: off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import isnet
+from benchmarks.api import Batch, Method, ModelContext, register_method
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3,
+    "optimizer": "auto",
+    "momentum": 0.99,
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "P": 0.7,
+    "d": 0.9,
+    "E": 1.0,
+    "w1": 1.0,
+    "w2": 3.0,
+    "epsilon": 0.01,
+    "C1": "auto",
+    "C2": "auto",
+    "tune_steps": None,
+    "tune_restart": False,
+    "lds_layers": [],
+}
+SEARCH_SPACE: dict[str, Any] = {
+    "P": [0.3, 0.5, 0.7, 0.9],
+    "d": [0.5, 0.9, 0.99],
+    "lr": ("loguniform", 1e-4, 1e-2),
+}
+NATURE_C1, NATURE_C2 = 1.0, 25.0
+
+
+class ISNetMethod(Method):
+    """Shared implementation; subclasses fix the variant."""
+
+    variant = "original"
+
+    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
+        super().__init__(ctx, **hparams)
+        h = self.hparams
+        self.isnet = isnet.ISNet(
+            ctx.build_backbone(ctx.num_classes), ctx.num_classes, self.variant,
+            P=float(h["P"]), d=float(h["d"]), E=float(h["E"]), w1=float(h["w1"]), w2=float(h["w2"]),
+            epsilon=float(h["epsilon"]), selective_class=h.get("selective_class", "lowest"),
+            lds_layers=list(h["lds_layers"]),
+        )
+        auto = h["C1"] == "auto" or h["C2"] == "auto"
+        steps = h["tune_steps"]
+        self.tune_steps = int(steps) if steps is not None else (0 if ctx.scale == "smoke" else 40)
+        self.tune_steps = self.tune_steps if auto else 0
+        if not auto:
+            self.isnet.set_constants(h["C1"], h["C2"])
+        else:
+            self.isnet.set_constants(NATURE_C1, NATURE_C2)
+        self.step = 0
+        self.stats = {name: isnet.RelevanceStats() for name in self.isnet.map_names()}
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.masks is None:
+            raise ValueError(f"{self.spec.name} needs foreground masks (the heatmap loss penalises the background)")
+        if self.tune_steps and self.step == self.tune_steps:
+            self._finish_tuning()  # before this step's forward: a restart re-initialises weights in place
+        if self.step < self.tune_steps:
+            out = self._warmup_step(batch)
+        else:
+            out = self.isnet(batch.images, batch.masks, batch.labels)
+        self.step += 1
+        return out
+
+    def _warmup_step(self, batch: Batch) -> dict[str, Tensor]:
+        """Cross-entropy only; in the second half, also measure the heatmaps for C1/C2."""
+        if self.step >= self.tune_steps // 2:
+            logits, maps = self.isnet.heatmaps(batch.images, batch.labels, create_graph=False)
+            for name, layer_maps in maps.items():
+                self.stats[name].update(layer_maps[0])
+        else:
+            logits = self.isnet.backbone(batch.images)
+        ce = F.cross_entropy(logits, batch.labels)
+        return {"loss": ce, "logits": logits, "ce": ce.detach()}
+
+    def _finish_tuning(self) -> None:
+        names = self.isnet.map_names()
+        pairs = [self.stats[n].constants() for n in names]
+        self.isnet.set_constants([p[0] for p in pairs], [p[1] for p in pairs])
+        if self.hparams["tune_restart"]:
+            for m in self.isnet.backbone.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+            if self._optimizer is not None:
+                self._optimizer.state.clear()
+
+    # ------------------------------------------------------------------ the rest of the contract
+    def export(self) -> nn.Module:
+        return self.isnet.export()
+
+    def explain(self, images: Tensor, target: Tensor) -> Tensor:
+        """LRP (epsilon, z^B at the input) of the target logit, ``[B, C, H, W]``."""
+        return isnet.explain(self.isnet.backbone, images, target, epsilon=float(self.hparams["epsilon"]))
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        h = self.hparams
+        kind = h["optimizer"]
+        if kind == "auto":
+            kind = "sgd" if self.ctx.scale == "paper" else "adam"
+        params = self.isnet.backbone.parameters()
+        if kind == "sgd":
+            opt = torch.optim.SGD(params, lr=float(h["lr"]), momentum=float(h["momentum"]),
+                                  weight_decay=float(h["weight_decay"]))
+        elif kind == "adam":
+            opt = torch.optim.Adam(params, lr=float(h["lr"]), weight_decay=float(h["weight_decay"]))
+        else:
+            raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {kind!r}")
+        self._optimizer = opt
+        return opt
+
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "constants": {k: list(v) for k, v in self.isnet.constants.items()},
+            "stats": {k: torch.cat(s._totals).tolist() if len(s) else [] for k, s in self.stats.items()},
+        }
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if not state:
+            return
+        self.step = int(state.get("step", 0))
+        for name, (c1, c2) in state.get("constants", {}).items():
+            self.isnet.constants[name] = (float(c1), float(c2))
+        for name, totals in state.get("stats", {}).items():
+            self.stats[name].reset()
+            if totals:
+                self.stats[name]._totals.append(torch.tensor(totals))
+
+
+def _register(name: str, variant: str, summary: str, extra: Mapping[str, Any] | None = None):
+    def decorate(cls: type[ISNetMethod]) -> type[ISNetMethod]:
+        cls.variant = variant
+        return register_method(name, needs_masks=True, defaults={**COMMON_DEFAULTS, **(extra or {})},
+                               search_space=SEARCH_SPACE, summary=summary)(cls)
+
+    return decorate
+
+
+@_register("isnet", "original", "ISNet: one LRP-epsilon heatmap per class, background relevance penalised")
+class ISNetOriginal(ISNetMethod):
+    """ISNet (original): one LRP heatmap per class."""
+
+
+@_register("isnet_dual", "dual", "Dual ISNet: LRP-z+ and LRP-epsilon maps of the whole logit vector")
+class ISNetDual(ISNetMethod):
+    """Faster ISNet, dual: two heatmaps per image whatever the number of classes."""
+
+
+@_register("isnet_selective", "selective", "Selective ISNet: one map from the class-selective softmax rule",
+           extra={"selective_class": "lowest"})
+class ISNetSelective(ISNetMethod):
+    """Faster ISNet, selective: one class-selective heatmap per image."""
+
+
+@_register("isnet_stochastic", "stochastic", "Stochastic ISNet: one map of the top or a random class")
+class ISNetStochastic(ISNetMethod):
+    """Faster ISNet, stochastic: one heatmap per image, top class half of the time."""
+
+
+@_register("isnet_grad_input", "grad_input", "ISNet ablation: the heatmap loss on input-gradient x input maps")
+class ISNetGradInput(ISNetMethod):
+    """ISNet ablation with gradient x input maps instead of LRP."""
+
+    def explain(self, images: Tensor, target: Tensor) -> Tensor:
+        """Its own explanation: input gradient x input of the target logit, ``[B, C, H, W]``."""
+        model = self.export()
+        x = images.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(model(x).gather(1, target.view(-1, 1)).sum(), x)
+        return (grad * x).detach()

@@ -1,0 +1,19 @@
+"""The sample gallery renders every split of a bundle to a PNG."""
+
+from __future__ import annotations
+
+from benchmarks.data.gallery import _pick, render_gallery
+from benchmarks.experiments import biased_mnist
+
+
+def test_gallery_writes_a_png(tmp_path) -> None:
+    spec = biased_mnist.biased_mnist.__experiment_spec__
+    bundle = spec.build(spec.profile("smoke"), 0, tmp_path / "cache")
+    path = render_gallery(bundle, tmp_path / "figures" / "samples.png", per_split=4, title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pick_cycles_through_classes() -> None:
+    import numpy as np
+
+    assert _pick(np.array([2, 2, 0, 1, 0]), 4) == [2, 3, 0, 4]

@@ -1,0 +1,51 @@
+"""The report's statistics: resampled AUC, split roles, seeds with different test images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.evaluation import macro_ovr_auc
+from benchmarks.report.analysis import resampled_macro_auc
+from benchmarks.report.build import generate
+from benchmarks.report.splits import split_roles
+
+from .conftest import write_run
+
+
+def test_resampled_auc_matches_the_auc_of_each_resample():
+    rng = np.random.default_rng(0)
+    for k in (2, 3):
+        y = np.arange(90) % k
+        p = rng.dirichlet(np.ones(k), 90).round(1)  # rounded: many ties
+        p /= p.sum(1, keepdims=True)
+        idx = rng.integers(0, 90, (7, 90))
+        expected = [macro_ovr_auc(y[i], p[i]).value for i in idx]
+        np.testing.assert_allclose(resampled_macro_auc(y, p, idx, chunk=3), expected, rtol=0, atol=1e-12)
+    assert np.isnan(resampled_macro_auc(np.zeros(5, dtype=int), rng.dirichlet(np.ones(3), 5), idx[:, :5] % 5)).all()
+
+
+def test_split_roles_from_names_when_the_experiment_is_not_registered():
+    roles = split_roles("unregistered", ["external", "in_distribution"])
+    assert roles.order == ("in_distribution", "external")
+    assert roles.gap_pairs() == [("in_distribution", "external")]
+    roles = split_roles("unregistered", ["deceiving", "biased", "unbiased"])
+    assert roles.order == ("biased", "unbiased", "deceiving") and roles.synthetic_bias
+
+
+def test_seeds_with_different_test_images_are_tested_per_seed(tmp_path):
+    root = tmp_path / "records"
+    for seed in (0, 1):  # a seed-dependent split: each seed tests other images (here, another number)
+        n = 60 + 2 * seed
+        write_run(root, "isnet", seed, {"in_distribution": 0.9, "external": 0.8}, experiment="fake_real", n=n)
+        write_run(root, "standard", seed, {"in_distribution": 0.9, "external": 0.6}, experiment="fake_real", n=n)
+    files, _ = generate(root, figures=False)
+    paired = pd.read_csv(io.BytesIO(files["tables/paired_fake_real_smoke.csv"]))
+    assert (paired["pairing"] == "per seed, median p (2 seeds)").all()
+    accuracy = pd.read_csv(io.BytesIO(files["tables/accuracy_fake_real_smoke.csv"]))
+    assert not accuracy["images_shared_by_seeds"].any()
+    text = files["README.md"].decode()
+    assert "† marks splits whose test images depend on the seed" in text
+    assert "in_distribution − external" in text
