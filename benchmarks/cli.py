@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder holding runs/ (default: runs/)")
     report.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes")
     report.add_argument("--no-figures", action="store_true")
+    report.add_argument("--check", action="store_true",
+                        help="regenerate into a temporary folder; exit 1 listing files that differ from --reports")
 
     commands.add_parser("list", help="list registered methods and experiments")
 
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             from benchmarks.report import build_report
 
-            return build_report(args.out, args.reports, figures=not args.no_figures)
+            return build_report(args.out, args.reports, figures=not args.no_figures, check=args.check)
         if args.command == "masks":
             from benchmarks import masks_cli
 

@@ -155,7 +155,9 @@ def train_run(
         torch.set_rng_state(checkpoint["torch_rng"])
         epochs = checkpoint["epochs"]
     else:
-        run.write_json("config.json", {**task.config, "experiment_profile": _profile_dict(profile)})
+        splits = {"test_splits": experiment.test_splits, "id_split": experiment.id_split,
+                  "shift_splits": experiment.shift_splits}
+        run.write_json("config.json", {**task.config, "experiment_profile": _profile_dict(profile), **splits})
         run.write_json("provenance.json", {**provenance.collect(device, bundle.checksum), **distributed.describe()})
     distributed.start_run(method, len(epochs), task.seed)
 

@@ -111,12 +111,13 @@ def _fmt(t: Tensor) -> str:
 
 
 # --------------------------------------------------------------------------- engine cache
-_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], LRPEngine]] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, LRPEngine]] = weakref.WeakKeyDictionary()
 
 
 def engine_for(model: nn.Module) -> LRPEngine:
-    """A cached engine for ``model``; re-traced if its submodules were replaced."""
-    key = tuple(id(m) for m in model.modules())
+    """A cached engine for ``model``; re-traced if its submodules were replaced or their
+    train/eval mode changed (tracing freezes Python-level uses of ``self.training``)."""
+    key = tuple((id(m), m.training) for m in model.modules())
     hit = _CACHE.get(model)
     if hit is not None and hit[0] == key:
         return hit[1]

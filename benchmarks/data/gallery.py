@@ -77,7 +77,7 @@ def render_gallery(
                     if y >= 0:
                         ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red", linewidth=0.7))
             marker_class = getattr(split, "marker_class", None)
-            if marker_class is not None:
+            if marker_class is not None and bool((marker_class >= 0).any()):
                 k = int(marker_class[i])
                 second = "no marker" if k < 0 else f"marker of {bundle.class_names[k]}"
             elif split.group_names:

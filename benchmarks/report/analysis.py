@@ -293,6 +293,7 @@ def metric_table(collection: Collection, selected: pd.DataFrame, roles: dict) ->
                         "boot_low": s.boot_low, "boot_high": s.boot_high, "seeds": s.seeds,
                         "images_shared_by_seeds": s.shared,
                         "hparam_index": int(block["hparam_index"].iloc[0]),
+                        "majority_share": float(np.bincount(runs.labels[0]).max() / max(len(runs.labels[0]), 1)),
                     })
     frame = pd.DataFrame(rows)
     if not frame.empty:

@@ -176,7 +176,7 @@ def _readme(files: _Files, collection: Collection, frame: pd.DataFrame, draws: p
             if result is None:
                 continue
             png, text = result
-            out.append(_figure(files, f"figures/gallery_{slug}_{split}.png", png, figures,
+            out.append(_figure(files, f"figures/{tb.slug('gallery', *key, split)}.png", png, figures,
                                f"heatmaps on {split}, {key[0]}"))
             out.append(f"*Figure: the first images of the `{split}` split (top row, foreground outlined) and each "
                        f"method's own heatmap of the true class (red: positive relevance, blue: negative; each "

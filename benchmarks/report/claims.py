@@ -95,8 +95,10 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         f"For each experiment with a synthetic bias, ISNet's in-distribution (biased) accuracy minus its accuracy on "
         f"every shifted split (unbiased, deceiving): holds when every {LEVEL:.0%} bootstrap interval over test images "
         f"of the gap lies within ±{100 * EQUIVALENCE_MARGIN:.0f} percentage points (equivalence), does not hold when "
-        "one lies entirely outside that margin, inconclusive otherwise. Real-data experiments are not used: their "
-        "external test also changes hospital, scanner and population, not only the bias.",
+        "one lies entirely outside that margin, inconclusive otherwise, and inconclusive as well when ISNet's "
+        "in-distribution accuracy is not above chance (the lower end of its bootstrap interval at or below the "
+        "majority-class share): a classifier at chance is trivially the same everywhere. Real-data experiments are "
+        "not used: their external test also changes hospital, scanner and population, not only the bias.",
     )
     gaps = analysis.gaps
     for key in _keys(analysis):
@@ -124,7 +126,15 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
                 states.append(UNCLEAR)
             parts.append(f"{r.minuend} − {r.subtrahend}: {_pp(r.gap)} pp [{_pp(low)}, {_pp(high)}] "
                          f"({int(r.seeds)} seeds)")
-        claim.findings.append(Finding(*key, _combine(states), "; ".join(parts)))
+        verdict = _combine(states)
+        m = analysis.metrics
+        own = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == REFERENCE)
+                & (m["split"] == roles.id_split) & (m["metric"] == "accuracy")]
+        if len(own) and not own.iloc[0]["boot_low"] > own.iloc[0]["majority_share"] + 1e-9:
+            verdict = UNCLEAR if verdict != NOT_MEASURED else verdict
+            parts.append(f"ISNet's {roles.id_split} accuracy {100 * own.iloc[0]['mean']:.1f}% is not above chance "
+                         f"({100 * own.iloc[0]['majority_share']:.1f}%)")
+        claim.findings.append(Finding(*key, verdict, "; ".join(parts)))
     if not claim.findings:
         claim.note = "No experiment with a synthetic bias among the records."
     return claim

@@ -9,6 +9,7 @@ last bits of floating-point arithmetic).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -175,7 +176,9 @@ def _scale(metric: str) -> tuple[float, int, str]:
 
 
 def slug(*parts: str) -> str:
-    return "_".join(str(p).replace("/", "-").replace(" ", "-") for p in parts if p)
+    """A file-name-safe name: the parts joined by ``_``, any character other than letters,
+    digits, ``.``, ``_`` and ``-`` replaced by ``-`` (e.g. ``biased_mnist@strength=0.5``)."""
+    return "_".join(re.sub(r"[^A-Za-z0-9._-]+", "-", str(p)) for p in parts if p)
 
 
 def t_text() -> str:

@@ -135,3 +135,14 @@ def test_parametric_fallback_when_the_wheel_is_absent(tmp_path, monkeypatch) -> 
     monkeypatch.setattr(cxr, "lung_zip_path", lambda: None)
     templates, source, _ = cxr.lung_templates("v7", tmp_path, 5)
     assert "parametric" in source and "not installed" in source and templates.shape == (5, 128, 128)
+
+
+def test_cache_is_reused(tmp_path, monkeypatch) -> None:
+    first = module.synthetic_tb(_tiny(TB), 0, tmp_path)
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("rendered again although the cache holds the data")
+
+    monkeypatch.setattr(cxr, "build_cxr_tensors", no_rebuild)
+    second = module.synthetic_tb(_tiny(TB), 2, tmp_path)
+    assert second.checksum == first.checksum and torch.equal(second.train.images, first.train.images)

@@ -96,3 +96,23 @@ def test_isnet_rejects_bad_configuration(lib):
         isnet.ISNet(lib.small_cnn(), 3, C1=5.0, C2=1.0)
     with pytest.raises(ValueError, match="one C1/C2 per map group"):
         isnet.ISNet(lib.small_cnn(), 3, "dual", C1=(1.0, 2.0, 3.0))
+
+
+class FunctionalDropout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.dropout(torch.relu(self.fc1(x)), 0.5, self.training))
+
+
+def test_trace_follows_train_eval_switch():
+    """fx freezes ``self.training``; the engine re-traces when the mode changes."""
+    net = FunctionalDropout().double()
+    x = torch.rand(3, 4, dtype=torch.float64)
+    isnet.explain(net.train(), x, 0, input_rule="epsilon")
+    net.eval()
+    a = isnet.explain(net, x, 0, input_rule="epsilon")
+    b = isnet.explain(net, x, 0, input_rule="epsilon")
+    torch.testing.assert_close(a, b)  # deterministic: dropout is off in eval mode

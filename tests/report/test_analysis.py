@@ -49,3 +49,13 @@ def test_seeds_with_different_test_images_are_tested_per_seed(tmp_path):
     text = files["README.md"].decode()
     assert "† marks splits whose test images depend on the seed" in text
     assert "in_distribution − external" in text
+
+
+def test_a_classifier_at_chance_is_not_evidence_of_bias_robustness(tmp_path):
+    root = tmp_path / "records"
+    for seed in (0, 1):  # ISNet at chance on every split: "the same accuracy" means nothing
+        write_run(root, "isnet", seed, {"biased": 0.5, "unbiased": 0.5, "deceiving": 0.5}, n=60)
+    files, _ = generate(root, figures=False)
+    claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
+    row = claims[(claims["claim"] == 1) & (claims["experiment"] == "fake_bias")].iloc[0]
+    assert row["verdict"] == "inconclusive" and "not above chance" in row["evidence"]
