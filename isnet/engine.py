@@ -18,6 +18,7 @@ from .graph import Plan, build_plan
 from .steps import RuleConfig
 
 RULES = ("epsilon", "zplus", "gradient")
+CHUNK_BYTES = 24 * 2**20  # below glibc's largest dynamic mmap threshold (32 MiB)
 INPUT_RULES = ("zb", "epsilon", "zplus", "gradient")
 
 
@@ -51,10 +52,12 @@ class LRPEngine:
         epsilon: float = 0.01,
         bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
         keep: Iterable[str] = (),
+        chunk: int | str = "auto",
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Propagate relevance ``R = logits * grad_out`` (``grad_out``: ``[K, B, C]``, e.g. a one-hot
         per map) to the input; returns ``[K, B, *x.shape[1:]]`` and the relevance at the
-        graph nodes named in ``keep``.
+        graph nodes named in ``keep``. The K maps are propagated together, in chunks of
+        ``chunk`` maps (``"auto"``: see :meth:`chunk_size`).
         """
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
@@ -69,6 +72,28 @@ class LRPEngine:
             cfg.low, cfg.high = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in bounds)
             check_bounds(x, cfg.low, cfg.high)
         keep = set(keep)
+        size = self.chunk_size(acts, grad_out.shape[0]) if chunk == "auto" else max(1, int(chunk))
+        if size >= grad_out.shape[0]:
+            return self._sweep(acts, grad_out, cfg, keep)
+        parts = [self._sweep(acts, g, cfg, keep) for g in grad_out.split(size)]
+        kept = {n: torch.cat([p[1][n] for p in parts]) for n in parts[0][1]}
+        return torch.cat([p[0] for p in parts]), kept
+
+    @staticmethod
+    def chunk_size(acts: dict[str, Tensor], k: int) -> int:
+        """Maps per sweep on the CPU: the largest per-map activation times the chunk stays under
+        ``CHUNK_BYTES``, so transient tensors are recycled by the heap instead of being mapped
+        (and page-faulted) afresh by the C allocator at every step; all maps at once elsewhere."""
+        first = next(iter(acts.values()))
+        if first.device.type != "cpu":
+            return k
+        largest = max(t.numel() * t.element_size() for t in acts.values() if isinstance(t, Tensor))
+        return max(1, min(k, CHUNK_BYTES // max(largest, 1)))
+
+    def _sweep(self, acts: dict[str, Tensor], grad_out: Tensor, cfg: RuleConfig,
+               keep: set[str]) -> tuple[Tensor, dict[str, Tensor]]:
+        """One reverse sweep over the plan for the maps in ``grad_out``."""
+        x = acts[self.plan.input_name]
         kept: dict[str, Tensor] = {}
         plan = self.plan
         rel: dict[str, Tensor] = {plan.output_name: grad_out}

@@ -75,15 +75,34 @@ def _describe(node: fx.Node, gm: fx.GraphModule) -> str:
     return f"function {getattr(node.target, '__module__', '')}.{getattr(node.target, '__name__', node.target)}"
 
 
+class _Tracer(fx.Tracer):
+    """Keeps every BatchNorm subclass (e.g. timm's BatchNormAct2d) a leaf module."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, BatchNorm) or super().is_leaf_module(m, qualname)
+
+
+def _check_norm_act(node: fx.Node, mod: nn.Module) -> None:
+    """A BatchNorm subclass with a built-in activation is supported when that activation is a ReLU."""
+    act = getattr(mod, "act", None)
+    drop = getattr(mod, "drop", None)
+    if act is not None and not isinstance(act, (nn.Identity, nn.ReLU)):
+        raise _unsupported(node, f"{type(mod).__name__} with activation {type(act).__name__}")
+    if drop is not None and not isinstance(drop, nn.Identity):
+        raise _unsupported(node, f"{type(mod).__name__} with {type(drop).__name__}")
+
+
 def trace(model: nn.Module) -> fx.GraphModule:
     """Symbolically trace ``model`` (parameters and submodules are shared, not copied).
 
     A bare ``torch.nn`` layer (e.g. one ``nn.Conv2d``) is traced as a one-layer stack.
     """
-    if fx.Tracer().is_leaf_module(model, "") and not isinstance(model, nn.Sequential):
+    if _Tracer().is_leaf_module(model, "") and not isinstance(model, nn.Sequential):
         model = nn.Sequential(model)
     try:
-        return fx.symbolic_trace(model)
+        tracer = _Tracer()
+        graph = tracer.trace(model)
+        return fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as exc:  # noqa: BLE001 - re-raised with context
         raise UnsupportedOperationError(
             f"isnet LRP: torch.fx could not trace {type(model).__name__} ({type(exc).__name__}: {exc}); "
@@ -148,12 +167,14 @@ def build_plan(model: nn.Module) -> Plan:
                 chains[node].pre, chains[node].pre_input = gm.get_submodule(src.target), src.args[0].name
                 chain_in[node] = src.args[0]
         elif isinstance(mod, BatchNorm):
+            _check_norm_act(node, mod)  # a fused ReLU keeps every rule exact: R = relu(z) * g
             src = node.args[0]
             users = list(node.users)
             if src in chains and chains[src].post is None and chain_out[src] is src and len(src.users) == 1:
                 chains[src].post, chains[src].post_input = mod, src.name  # op -> BN
                 chain_out[src] = node
             elif (len(users) == 1 and users[0].op == "call_module" and users[0].args[0] is node
+                  and isinstance(getattr(mod, "act", None), (type(None), nn.Identity))
                   and isinstance(gm.get_submodule(users[0].target), (nn.Conv2d, nn.Linear))):
                 pre_bn[node] = users[0]  # BN -> op, completed when the op is reached
             else:

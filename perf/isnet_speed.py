@@ -262,17 +262,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 by default: steadier ratios on a shared 2-core machine)")
     parser.add_argument("--quick", action="store_true", help="ResNet18 and K = 2 only, no memory")
+    parser.add_argument("--only", choices=("heatmap", "train", "export", "memory"), help="run one section")
+    parser.add_argument("--ks", default="2,3,10", help="class counts for the training steps")
     parser.add_argument("--memory-child", nargs=2, metavar=("VARIANT", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(args.memory_child[0], int(args.memory_child[1]), args.threads)
         return
-    ks = (2,) if args.quick else (2, 3, 10)
-    heat = heatmap_rows(args.reps, ("resnet18",) if args.quick else ("resnet18", "vgg11"))
-    train = training_rows(args.reps, ks)
-    export = export_row(args.reps)
-    mem = [] if args.quick else memory_rows((3, 10), args.threads)
+    ks = (2,) if args.quick else tuple(int(k) for k in args.ks.split(","))
+    run = lambda section: args.only in (None, section)  # noqa: E731
+    heat = heatmap_rows(args.reps, ("resnet18",) if args.quick else ("resnet18", "vgg11")) if run("heatmap") else []
+    train = training_rows(args.reps, ks) if run("train") else []
+    export = export_row(args.reps) if run("export") else {"backbone_s": 0, "exported_s": 0, "ratio": float("nan")}
+    mem = memory_rows((10,), args.threads) if run("memory") and not args.quick else []
     text = markdown(heat, train, export, mem, args)
     print()
     print(text)

@@ -24,8 +24,8 @@ PROFILES = {
         data={**_COMMON, "n_train": 300, "n_val": 100, "n_test": 100},
     ),
     "cpu": ExperimentProfile(
-        backbone="small_cnn", image_size=32, epochs=10, batch_size=64, lr=1e-3,
-        data={**_COMMON, "n_train": 3000, "n_val": 500, "n_test": 1000},
+        backbone="small_cnn", image_size=32, epochs=5, batch_size=64, lr=1e-3,
+        data={**_COMMON, "n_train": 1000, "n_val": 300, "n_test": 500},
     ),
     "paper": ExperimentProfile(
         backbone="densenet121", image_size=224, epochs=30, batch_size=32, lr=1e-3,

@@ -26,7 +26,7 @@ TB_HOSPITALS = {
 }
 SIZES = {
     "smoke": {"n_train": 240, "n_val": 60, "n_in_distribution": 90, "n_external": 90, "max_templates": 48},
-    "cpu": {"n_train": 2000, "n_val": 400, "n_in_distribution": 900, "n_external": 900},
+    "cpu": {"n_train": 600, "n_val": 150, "n_in_distribution": 300, "n_external": 300},
     "paper": {"n_train": 8000, "n_val": 1000, "n_in_distribution": 2000, "n_external": 2000},
 }
 
@@ -35,7 +35,7 @@ def _profiles(hospitals: dict, cpu_epochs: int) -> dict[str, ExperimentProfile]:
     return {
         "smoke": ExperimentProfile(backbone="tiny_cnn", image_size=32, epochs=1, batch_size=64, lr=1e-3,
                                    data={**hospitals, **SIZES["smoke"]}),
-        "cpu": ExperimentProfile(backbone="small_cnn", image_size=64, epochs=cpu_epochs, batch_size=64, lr=1e-3,
+        "cpu": ExperimentProfile(backbone="small_cnn", image_size=48, epochs=cpu_epochs, batch_size=32, lr=1e-3,
                                  data={**hospitals, **SIZES["cpu"]}),
         "paper": ExperimentProfile(backbone="densenet121", image_size=224, epochs=30, batch_size=32, lr=1e-3,
                                    data={**hospitals, **SIZES["paper"]}),
@@ -47,7 +47,7 @@ def _profiles(hospitals: dict, cpu_epochs: int) -> dict[str, ExperimentProfile]:
     test_splits=("in_distribution", "external"),
     id_split="in_distribution",
     shift_splits=("external",),
-    profiles=_profiles(COVID_HOSPITALS, cpu_epochs=6),
+    profiles=_profiles(COVID_HOSPITALS, cpu_epochs=4),
     summary="Synthetic CXR, normal / pneumonia / COVID-19, real lung shapes, hospital shortcut",
     tags=("cxr", "synthetic", "has_normal_class", "has_masks", "grayscale", "external_test", "covid"),
 )
@@ -62,7 +62,7 @@ def synthetic_covid(profile: ExperimentProfile, seed: int, cache_dir: Path) -> D
     test_splits=("in_distribution", "external"),
     id_split="in_distribution",
     shift_splits=("external",),
-    profiles=_profiles(TB_HOSPITALS, cpu_epochs=6),
+    profiles=_profiles(TB_HOSPITALS, cpu_epochs=4),
     summary="Synthetic CXR, normal / tuberculosis, real lung shapes, hospital shortcut",
     tags=("cxr", "synthetic", "has_normal_class", "has_masks", "grayscale", "external_test", "tb"),
 )

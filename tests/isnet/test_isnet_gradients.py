@@ -154,3 +154,16 @@ def test_gradient_rule_is_input_gradient_in_eval_mode(tiny_net):
     (g,) = torch.autograd.grad(tiny_net(x)[:, 1].sum(), x)
     R = isnet.explain(tiny_net, x.detach(), 1, rule="gradient", input_rule="gradient")
     torch.testing.assert_close(R, (g * x).detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_map_chunks_give_the_same_maps(tiny_net):
+    engine = isnet.LRPEngine(tiny_net)
+    x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    m = torch.eye(3, dtype=torch.float64).view(3, 1, 3).expand(3, 2, 3)
+    keep = [engine.node_for("conv3")]
+    with torch.no_grad():
+        _, acts = engine.forward(x)
+        whole, kept_whole = engine.relevance(acts, m, keep=keep, chunk=3)
+        parts, kept_parts = engine.relevance(acts, m, keep=keep, chunk=1)
+    torch.testing.assert_close(whole, parts, rtol=0, atol=0)
+    torch.testing.assert_close(kept_whole[keep[0]], kept_parts[keep[0]], rtol=0, atol=0)

@@ -107,3 +107,23 @@ def test_agrees_with_zennit(name, lib):
     rel_err = ((ours - ref).abs().max() / ref.abs().max()).item()
     assert rel_err <= 1e-5, f"{name}: max relative error vs zennit {rel_err:.3g}"
     print(f"zennit {name}: max |ours - zennit| / max |zennit| = {rel_err:.3g}")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121"])
+def test_timm_models_as_they_come_conserve(name, lib):
+    """timm's BatchNormAct2d (BN with a built-in ReLU) and its classifier heads are handled too."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model(name, pretrained=False, num_classes=5)
+    model = lib.zero_biases(lib.randomize_bn(model, zero_shift=True)).double().eval()
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    R = isnet.explain(model, x, 2, epsilon=1e-12)
+    logits = model(x).detach()[:, 2]
+    err = (R.sum((1, 2, 3)) - logits).abs().max() / logits.abs().max()
+    assert err < 1e-7, f"timm {name}: relative conservation error {err:.3g}"
+
+
+def test_timm_norm_with_other_activation_is_reported():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("efficientnet_b0", pretrained=False, num_classes=3).eval()
+    with pytest.raises(isnet.UnsupportedOperationError, match="BatchNormAct2d with activation SiLU at module path"):
+        isnet.explain(model, torch.rand(1, 3, 32, 32), 0)
