@@ -54,7 +54,9 @@ class UNet(nn.Module):
     ``2 ** (len(widths) - 1)``.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)) -> None:
+    def __init__(
+        self, in_channels: int = 1, out_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)
+    ) -> None:
         super().__init__()
         self.widths = tuple(widths)
         self.down = nn.ModuleList()
@@ -88,7 +90,7 @@ class UNet(nn.Module):
         return x, skips
 
     def decode(self, x: Tensor, skips: list[Tensor]) -> Tensor:
-        for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.head(x)
 
@@ -117,7 +119,8 @@ def build_backbone(name: str, num_classes: int, in_channels: int) -> nn.Module:
     try:
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     except ValueError as err:
-        known = ", ".join(["small_cnn", "tiny_cnn", "timm:<name>", *sorted(torchvision.models.list_models())[:8], "..."])
+        examples = sorted(torchvision.models.list_models())[:8]
+        known = ", ".join(["small_cnn", "tiny_cnn", "timm:<name>", *examples, "..."])
         raise ValueError(f"unknown backbone {name!r}; use one of {known}") from err
     if in_channels != 3:
         _adapt_first_conv(model, in_channels)

@@ -39,13 +39,18 @@ def sample_hparams(spec: MethodSpec, index: int) -> dict[str, Any]:
     for name, space in sorted(spec.search_space.items()):
         if isinstance(space, tuple) and space and space[0] in ("loguniform", "uniform"):
             kind, low, high = space
-            value = math.exp(rng.uniform(math.log(low), math.log(high))) if kind == "loguniform" else rng.uniform(low, high)
+            if kind == "loguniform":
+                value = math.exp(rng.uniform(math.log(low), math.log(high)))
+            else:
+                value = rng.uniform(low, high)
             params[name] = float(f"{value:.4g}")
         elif isinstance(space, (list, tuple)) and space:
             choice = space[int(rng.integers(len(space)))]
             params[name] = choice.item() if isinstance(choice, np.generic) else choice
         else:
-            raise ValueError(f"{spec.name}: search space of {name!r} must be a list or ('loguniform'|'uniform', lo, hi)")
+            raise ValueError(
+                f"{spec.name}: search space of {name!r} must be a list or ('loguniform'|'uniform', lo, hi)"
+            )
     return params
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -15,8 +16,14 @@ import torch
 PACKAGES = ("torch", "torchvision", "timm", "captum", "numpy", "scikit-learn", "pandas", "isnet-benchmarks")
 
 
+COMMIT_ENV = "ISNET_BENCHMARKS_GIT_COMMIT"
+
+
 def git_commit(start: Path | None = None) -> str | None:
-    """The commit of the checkout holding this code (``-dirty`` when modified), if any."""
+    """The commit of the checkout holding this code (``-dirty`` when modified); for code
+    shipped without its ``.git`` (a copy on a cluster node), ``$ISNET_BENCHMARKS_GIT_COMMIT``."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     where = start or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(

@@ -45,7 +45,9 @@ def _discover(group: str, attribute: str) -> dict[str, Any]:
         try:
             loaded = entry.load()
         except Exception as err:  # noqa: BLE001 - a broken plugin must name itself
-            raise ImportError(f"plugin entry point {entry.name!r} = {entry.value!r} in {group!r} failed to load: {err}") from err
+            raise ImportError(
+                f"plugin entry point {entry.name!r} = {entry.value!r} in {group!r} failed to load: {err}"
+            ) from err
         for spec in _specs_in(loaded, attribute):
             if spec.name in found and found[spec.name] is not spec:
                 raise ValueError(f"{group}: name {spec.name!r} registered twice (second time by {entry.value!r})")

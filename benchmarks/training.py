@@ -61,7 +61,8 @@ class RunTask:
 
     @property
     def label(self) -> str:
-        return f"{self.experiment}/{self.method}/seed{self.seed}" + (f"/h{self.hparam_index}" if self.hparam_index else "")
+        draw = f"/h{self.hparam_index}" if self.hparam_index else ""
+        return f"{self.experiment}/{self.method}/seed{self.seed}{draw}"
 
 
 def seed_everything(seed: int) -> None:
