@@ -152,7 +152,7 @@ class ISNetMethod(Method):
         return {
             "step": self.step,
             "constants": {k: list(v) for k, v in self.isnet.constants.items()},
-            "stats": {k: torch.cat(s._totals).tolist() if len(s) else [] for k, s in self.stats.items()},
+            "stats": {k: s.totals() for k, s in self.stats.items()},
         }
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
@@ -162,9 +162,8 @@ class ISNetMethod(Method):
         for name, (c1, c2) in state.get("constants", {}).items():
             self.isnet.constants[name] = (float(c1), float(c2))
         for name, totals in state.get("stats", {}).items():
-            self.stats[name].reset()
-            if totals:
-                self.stats[name]._totals.append(torch.tensor(totals))
+            if name in self.stats:
+                self.stats[name].load(list(totals))
 
 
 def _register(name: str, variant: str, summary: str, extra: Mapping[str, Any] | None = None):

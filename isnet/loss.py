@@ -184,5 +184,13 @@ class RelevanceStats:
     def constants(self) -> tuple[float, float]:
         return tune_constants(torch.cat(self._totals))
 
+    def totals(self) -> list[float]:
+        """The recorded totals (for checkpoints)."""
+        return torch.cat(self._totals).tolist() if self._totals else []
+
+    def load(self, totals: list[float]) -> None:
+        """Replace the recorded totals (from :meth:`totals`)."""
+        self._totals = [torch.tensor(totals, dtype=torch.float64)] if totals else []
+
     def reset(self) -> None:
         self._totals.clear()

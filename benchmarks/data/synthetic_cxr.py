@@ -266,18 +266,17 @@ def _smooth_noise(n: int, size: int, cells: int, gen: torch.Generator) -> Tensor
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of ``[N, 1, H, W]`` (replicated borders), as weighted shifts:
-    cheaper than a one-channel convolution on a CPU."""
+    """Separable Gaussian blur of ``[N, 1, H, W]`` (replicated borders, radius ``ceil(3 sigma)``),
+    with scipy's line filters: far cheaper than a one-channel convolution on a CPU."""
     if sigma <= 0.05:
         return x
+    from scipy import ndimage
+
     radius = max(1, int(math.ceil(3 * sigma)))
-    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype) / sigma) ** 2)
-    k = (k / k.sum()).tolist()
-    h, w = x.shape[-2:]
-    xp = F.pad(x, (radius, radius, 0, 0), mode="replicate")
-    x = sum(k[i] * xp[..., :, i:i + w] for i in range(2 * radius + 1))
-    xp = F.pad(x, (0, 0, radius, radius), mode="replicate")
-    return sum(k[i] * xp[..., i:i + h, :] for i in range(2 * radius + 1))
+    a = x.detach().cpu().numpy().astype(np.float32, copy=True)
+    for axis in (3, 2):
+        a = ndimage.gaussian_filter1d(a, sigma, axis=axis, mode="nearest", radius=radius)
+    return torch.from_numpy(a).to(x.dtype)
 
 
 def _u(gen: torch.Generator, n: int, low: float, high: float) -> Tensor:
