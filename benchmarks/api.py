@@ -144,6 +144,12 @@ class ExperimentSpec:
     profiles: Mapping[str, ExperimentProfile]
     summary: str = ""
     tags: frozenset[str] = frozenset()
+    unavailable: Callable[[Path], str | None] | None = None
+
+    def missing_data(self, cache_dir: Path) -> str | None:
+        """Why the data cannot be built here (``None`` when they can); ``run --all`` skips
+        such experiments with this reason instead of failing every run."""
+        return None if self.unavailable is None else self.unavailable(cache_dir)
 
     def profile(self, scale: str) -> ExperimentProfile:
         if scale not in self.profiles:
@@ -160,8 +166,13 @@ def register_experiment(
     profiles: Mapping[str, ExperimentProfile],
     summary: str = "",
     tags: Sequence[str] = (),
+    unavailable: Callable[[Path], str | None] | None = None,
 ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
-    """Mark ``build(profile, seed, cache_dir) -> DataBundle`` as an experiment."""
+    """Mark ``build(profile, seed, cache_dir) -> DataBundle`` as an experiment.
+
+    ``unavailable(cache_dir)`` optionally tells, cheaply, why the data cannot be had on this
+    machine (``None`` when they can).
+    """
     if id_split not in test_splits or not set(shift_splits) <= set(test_splits):
         raise ValueError(f"{name}: id_split and shift_splits must be among test_splits {list(test_splits)}")
     missing = set(SCALES) - set(profiles)
@@ -178,6 +189,7 @@ def register_experiment(
             profiles=dict(profiles),
             summary=summary,
             tags=frozenset(tags),
+            unavailable=unavailable,
         )
         return build
 

@@ -144,6 +144,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         left_out = sorted(set(all_experiments) - set(experiment_names))
         if left_out:
             print(f"not running {', '.join(left_out)}: set {DATA_ENV} or --data-root to the real collections")
+        for name in list(experiment_names):
+            reason = all_experiments[name].missing_data(args.cache_dir)
+            if reason:
+                experiment_names.remove(name)
+                print(f"not running {name}: its data are missing here.\n{reason}")
     if args.n_hparams < 1:
         raise ValueError("--n-hparams must be at least 1")
     check_writable(args.out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.api import DataBundle, ExperimentProfile, register_experiment
-from benchmarks.data.fashion import FASHION_CLASSES, find_fashion_mnist, load_fashion_mnist
+from benchmarks.data.fashion import FASHION_CLASSES, FashionMNISTNotFound, find_fashion_mnist, load_fashion_mnist
 from benchmarks.data.mnist import build_biased_28px, content_fingerprint
 
 _COMMON = {"object_size": 22, "mask_threshold": 10, "fill_holes": True, "marker_size": 9, "marker_min_size": 5}
@@ -34,6 +34,14 @@ PROFILES = {
 }
 
 
+def _missing(cache_dir: Path) -> str | None:
+    try:
+        find_fashion_mnist(Path(cache_dir), allow_download=False)
+    except FashionMNISTNotFound as err:
+        return str(err)
+    return None
+
+
 @register_experiment(
     "biased_fashion_mnist",
     test_splits=("biased", "unbiased", "deceiving"),
@@ -42,6 +50,7 @@ PROFILES = {
     profiles=PROFILES,
     summary="Fashion-MNIST garments with a class-correlated shape in the background",
     tags=("fashion_mnist", "synthetic_bias", "has_masks", "grayscale"),
+    unavailable=_missing,
 )
 def biased_fashion_mnist(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBundle:
     """Build biased Fashion-MNIST for ``profile`` (``seed`` is the run seed; the data ignore it)."""

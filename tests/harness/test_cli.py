@@ -49,3 +49,16 @@ def test_dry_run_lists_the_grid(tmp_path, capsys):
                  "--profile", "smoke", "--out", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 runs in the grid" in out and out.count("would run") == 2
+
+
+def test_run_all_skips_an_experiment_whose_data_are_missing(tmp_path, capsys, monkeypatch):
+    import benchmarks.data.fashion as fashion
+
+    monkeypatch.setenv("ISNET_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(fashion, "DEBIAN_DIR", tmp_path / "nowhere")
+    assert main(["run", "--all", "--profile", "smoke", "--seeds", "0", "--out", str(tmp_path / "runs"),
+                 "--cache-dir", str(tmp_path / "cache"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "not running biased_fashion_mnist: its data are missing here" in out
+    assert "apt-get install dataset-fashion-mnist" in out
+    assert "would run biased_fashion_mnist" not in out and "would run biased_mnist/standard" in out
