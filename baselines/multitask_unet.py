@@ -29,14 +29,13 @@ LRP engine can walk; ``explain`` is LRP on it (input x gradient where the engine
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient, register_method
 from benchmarks.architectures import UNet
 
 # per scale: U-Net widths, bottleneck pool side, hidden FC width
@@ -165,31 +164,10 @@ class MultiTaskUNetMethod(Method):
         return torch.sigmoid(self.net(images)[1])
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
-        return _lrp_or_input_x_gradient(self.export(), images, target)
+        return lrp_or_input_x_gradient(self.export(), images, target)
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
             self.net.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
         )
 
-
-def _lrp_or_input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
-    """LRP of ``target`` by ``isnet.explain`` where the engine supports ``model``, else input x
-    gradient (a warning names why, when the engine is present but refuses the network)."""
-    try:
-        import isnet
-
-        lrp = isnet.explain
-    except (ImportError, AttributeError):
-        lrp = None
-    if lrp is not None:
-        try:
-            return lrp(model, images, target).detach()
-        except (NotImplementedError, TypeError, ValueError) as err:
-            warnings.warn(f"isnet.explain cannot explain {type(model).__name__} ({err}); using input x gradient",
-                          stacklevel=2)
-    x = images.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        score = model(x).gather(1, target.view(-1, 1)).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    return (grad * x).detach()

@@ -23,14 +23,13 @@ no relevance.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient, register_method
 from benchmarks.architectures import UNet
 
 _UNET_WIDTHS: dict[str, tuple[int, ...]] = {
@@ -145,7 +144,7 @@ class SegmentThenClassifyMethod(Method):
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         mask = self.pipeline.predict_mask(images)
-        heat = _lrp_or_input_x_gradient(self.pipeline.classifier, apply_mask(images, mask), target)
+        heat = lrp_or_input_x_gradient(self.pipeline.classifier, apply_mask(images, mask), target)
         return heat * mask
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
@@ -153,24 +152,3 @@ class SegmentThenClassifyMethod(Method):
             self.pipeline.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
         )
 
-
-def _lrp_or_input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
-    """LRP of ``target`` by ``isnet.explain`` where the engine supports ``model``, else input x
-    gradient (a warning names why, when the engine is present but refuses the network)."""
-    try:
-        import isnet
-
-        lrp = isnet.explain
-    except (ImportError, AttributeError):
-        lrp = None
-    if lrp is not None:
-        try:
-            return lrp(model, images, target).detach()
-        except (NotImplementedError, TypeError, ValueError) as err:
-            warnings.warn(f"isnet.explain cannot explain {type(model).__name__} ({err}); using input x gradient",
-                          stacklevel=2)
-    x = images.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        score = model(x).gather(1, target.view(-1, 1)).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    return (grad * x).detach()

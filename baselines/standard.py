@@ -11,14 +11,13 @@ naming the reason when the engine is there but refuses the network).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient, register_method
 
 
 @register_method(
@@ -51,24 +50,3 @@ class StandardClassifier(Method):
             self.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
         )
 
-
-def lrp_or_input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
-    """LRP of ``target`` by ``isnet.explain`` where the engine supports ``model``, else input x
-    gradient (the fallback is announced with a warning, never silent)."""
-    try:
-        import isnet
-
-        lrp = isnet.explain
-    except (ImportError, AttributeError):
-        lrp = None
-    if lrp is not None:
-        try:
-            return lrp(model, images, target).detach()
-        except (NotImplementedError, TypeError, ValueError) as err:
-            warnings.warn(f"isnet.explain cannot explain {type(model).__name__} ({err}); using input x gradient",
-                          stacklevel=2)
-    x = images.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        score = model(x).gather(1, target.view(-1, 1)).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    return (grad * x).detach()

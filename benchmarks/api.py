@@ -9,6 +9,7 @@ to mutate.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -306,13 +307,7 @@ class Method(nn.Module, ABC):
         The default is input x gradient of the target logit; methods override it with the
         explanation they are built around (LRP, Grad-CAM, attention, ...).
         """
-        model = self.export()
-        x = images.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(x)
-            score = logits.gather(1, target.view(-1, 1)).sum()
-            (grad,) = torch.autograd.grad(score, x)
-        return (grad * x).detach()
+        return input_x_gradient(self.export(), images, target)
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """The optimiser; the default is Adam at ``hparams['lr']`` (1e-3 when absent)."""
@@ -327,3 +322,26 @@ class Method(nn.Module, ABC):
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+
+# --------------------------------------------------------------------------- explanation helpers
+def input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
+    """Input x gradient of the ``target`` logits ([B] class indices), detached."""
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        score = model(x).gather(1, target.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    return (grad * x).detach()
+
+
+def lrp_or_input_x_gradient(model: nn.Module, images: Tensor, target: Tensor) -> Tensor:
+    """LRP-epsilon of ``target`` (``isnet.explain``) where the engine supports ``model``, else
+    input x gradient; the fallback is announced with a warning naming why, never silent."""
+    import isnet
+
+    try:
+        return isnet.explain(model, images, target).detach()
+    except (NotImplementedError, TypeError, ValueError) as err:
+        warnings.warn(f"isnet.explain cannot explain {type(model).__name__} ({err}); using input x gradient",
+                      stacklevel=2)
+    return input_x_gradient(model, images, target)
