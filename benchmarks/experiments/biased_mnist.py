@@ -21,7 +21,7 @@ PROFILES = {
         data={"n_train": 300, "n_val": 100, "n_test": 100},
     ),
     "cpu": ExperimentProfile(
-        backbone="small_cnn", image_size=32, epochs=5, batch_size=64, lr=1e-3,
+        backbone="small_cnn", image_size=32, epochs=12, batch_size=64, lr=1e-3,
         data={"n_train": 1000, "n_val": 300, "n_test": 500},
     ),
     "paper": ExperimentProfile(

@@ -47,7 +47,7 @@ def _profiles(hospitals: dict, cpu_epochs: int) -> dict[str, ExperimentProfile]:
     test_splits=("in_distribution", "external"),
     id_split="in_distribution",
     shift_splits=("external",),
-    profiles=_profiles(COVID_HOSPITALS, cpu_epochs=4),
+    profiles=_profiles(COVID_HOSPITALS, cpu_epochs=8),
     summary="Synthetic CXR, normal / pneumonia / COVID-19, real lung shapes, hospital shortcut",
     tags=("cxr", "synthetic", "has_normal_class", "has_masks", "grayscale", "external_test", "covid"),
 )
@@ -62,7 +62,7 @@ def synthetic_covid(profile: ExperimentProfile, seed: int, cache_dir: Path) -> D
     test_splits=("in_distribution", "external"),
     id_split="in_distribution",
     shift_splits=("external",),
-    profiles=_profiles(TB_HOSPITALS, cpu_epochs=4),
+    profiles=_profiles(TB_HOSPITALS, cpu_epochs=8),
     summary="Synthetic CXR, normal / tuberculosis, real lung shapes, hospital shortcut",
     tags=("cxr", "synthetic", "has_normal_class", "has_masks", "grayscale", "external_test", "tb"),
 )
