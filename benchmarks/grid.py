@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.api import ExperimentSpec, MethodSpec
-from benchmarks.training import RunTask
+from benchmarks.training import RunTask, profile_settings
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ def expand(
     tasks: list[RunTask] = []
     skipped: list[Skipped] = []
     for exp in experiments.values():
+        settings = profile_settings(exp.profile(profile))
         for method in methods.values():
             reason = method.reason_not_applicable(exp.tags)
             if reason:
@@ -76,5 +77,6 @@ def expand(
             for index in range(n_hparams):
                 hparams = sample_hparams(method, index)
                 for seed in seeds:
-                    tasks.append(RunTask(exp.name, method.name, seed, profile, hparams, index, out, cache_dir, device))
+                    tasks.append(RunTask(exp.name, method.name, seed, profile, hparams, index, out, cache_dir, device,
+                                         experiment_profile=settings))
     return tasks, skipped

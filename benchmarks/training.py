@@ -22,7 +22,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmarks import distributed, provenance
-from benchmarks.api import Batch, DataBundle, ExperimentSpec, Method, MethodSpec, ModelContext, TensorSplit
+from benchmarks.api import (
+    Batch,
+    DataBundle,
+    ExperimentProfile,
+    ExperimentSpec,
+    Method,
+    MethodSpec,
+    ModelContext,
+    TensorSplit,
+)
 from benchmarks.architectures import build_backbone
 from benchmarks.explanations import explanation_record
 from benchmarks.store import RunDir, run_path
@@ -46,10 +55,12 @@ class RunTask:
     cache_dir: Path
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
+    experiment_profile: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> dict[str, Any]:
-        """The identity of the run (hashed into its folder name)."""
+        """The identity of the run (hashed into its folder name): changing a profile's
+        settings (epochs, sizes, backbone) makes new runs instead of reusing old records."""
         return {
             "experiment": self.experiment,
             "method": self.method,
@@ -57,6 +68,7 @@ class RunTask:
             "profile": self.profile,
             "hparams": self.hparams,
             "hparam_index": self.hparam_index,
+            "experiment_profile": self.experiment_profile,
         }
 
     @property
@@ -158,7 +170,7 @@ def train_run(
     else:
         splits = {"test_splits": experiment.test_splits, "id_split": experiment.id_split,
                   "shift_splits": experiment.shift_splits}
-        run.write_json("config.json", {**task.config, "experiment_profile": _profile_dict(profile), **splits})
+        run.write_json("config.json", {**task.config, "experiment_profile": profile_settings(profile), **splits})
         run.write_json("provenance.json", {**provenance.collect(device, bundle.checksum), **distributed.describe()})
     distributed.start_run(method, len(epochs), task.seed)
 
@@ -253,7 +265,8 @@ def _evaluate(
     run.mark_done("ok")
 
 
-def _profile_dict(profile: Any) -> dict[str, Any]:
+def profile_settings(profile: ExperimentProfile) -> dict[str, Any]:
+    """A profile's settings as plain data (part of a run's identity and of config.json)."""
     return {
         "backbone": profile.backbone,
         "image_size": profile.image_size,

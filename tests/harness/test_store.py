@@ -101,3 +101,11 @@ def test_diverging_run_is_recorded_as_failed(tmp_path, tiny_experiment):
     record = RunDir(run_path(tmp_path, "tiny", "killable", 0, task.config)).read()
     assert record.status == "failed"
     assert "non-finite loss" in record.summary["reason"]
+
+
+def test_profile_settings_are_part_of_the_run_identity(tmp_path):
+    """Records of a shorter schedule are never taken for those of a longer one."""
+    short = RunTask("tiny", "killable", 0, "cpu", {}, 0, tmp_path, tmp_path, experiment_profile={"epochs": 5})
+    long = RunTask("tiny", "killable", 0, "cpu", {}, 0, tmp_path, tmp_path, experiment_profile={"epochs": 12})
+    assert run_path(tmp_path, "tiny", "killable", 0, short.config) != run_path(tmp_path, "tiny", "killable", 0,
+                                                                                 long.config)
