@@ -30,32 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient, register_method
-from benchmarks.architectures import UNet
+from benchmarks.architectures import UNet, segmentation_loss, unet_widths_for
 
 _UNET_WIDTHS: dict[str, tuple[int, ...]] = {
     "smoke": (8, 16),
     "cpu": (16, 32, 64, 128),
     "paper": (64, 128, 256, 512, 1024),
 }
-
-
-def unet_widths_for(image_size: int, widths: tuple[int, ...]) -> tuple[int, ...]:
-    """The longest prefix of ``widths`` whose U-Net accepts ``image_size`` (at least 2 levels)."""
-    levels = len(widths)
-    while levels > 2 and image_size % (2 ** (levels - 1)):
-        levels -= 1
-    if image_size % (2 ** (levels - 1)):
-        raise ValueError(f"image side {image_size} must be even for a U-Net")
-    return tuple(widths[:levels])
-
-
-def segmentation_loss(seg_logits: Tensor, masks: Tensor, smooth: float = 1.0) -> tuple[Tensor, Tensor]:
-    """(BCE, soft Dice loss) of segmentation logits ``[B, 1, H, W]`` against 0/1 masks."""
-    bce = F.binary_cross_entropy_with_logits(seg_logits, masks)
-    prob = torch.sigmoid(seg_logits).flatten(1)
-    target = masks.flatten(1)
-    dice = 1.0 - (2.0 * (prob * target).sum(1) + smooth) / (prob.sum(1) + target.sum(1) + smooth)
-    return bce, dice.mean()
 
 
 def apply_mask(images: Tensor, masks: Tensor) -> Tensor:

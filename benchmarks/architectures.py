@@ -8,6 +8,7 @@ use it. Backbones come from torchvision or timm by name; weights are never downl
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -96,6 +97,25 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(*self.encode(x))
+
+
+def unet_widths_for(image_size: int, widths: tuple[int, ...]) -> tuple[int, ...]:
+    """The longest prefix of ``widths`` whose U-Net accepts ``image_size`` (at least 2 levels)."""
+    levels = len(widths)
+    while levels > 2 and image_size % (2 ** (levels - 1)):
+        levels -= 1
+    if image_size % (2 ** (levels - 1)):
+        raise ValueError(f"image side {image_size} must be even for a U-Net")
+    return tuple(widths[:levels])
+
+
+def segmentation_loss(seg_logits: Tensor, masks: Tensor, smooth: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(BCE, soft Dice loss) of segmentation logits ``[B, 1, H, W]`` against 0/1 masks."""
+    bce = F.binary_cross_entropy_with_logits(seg_logits, masks)
+    prob = torch.sigmoid(seg_logits).flatten(1)
+    target = masks.flatten(1)
+    dice = 1.0 - (2.0 * (prob * target).sum(1) + smooth) / (prob.sum(1) + target.sum(1) + smooth)
+    return bce, dice.mean()
 
 
 def build_backbone(name: str, num_classes: int, in_channels: int) -> nn.Module:

@@ -12,11 +12,10 @@ from torch import nn
 from baselines.ag_sononet import attention_pool
 from baselines.gain import GradCAM, attention_mining_loss, soft_mask, supervision_loss
 from baselines.ham import applies_to, find_normal_class, ham_attention_loss
-from baselines.multitask_unet import segmentation_loss, unet_widths_for
 from baselines.rrr import rrr_penalty
 from baselines.segment_classify import SegmentThenClassify, SegmentThenClassifyMethod, apply_mask
 from benchmarks.api import Batch, ModelContext
-from benchmarks.architectures import SmallCNN, build_backbone
+from benchmarks.architectures import SmallCNN, build_backbone, segmentation_loss, unet_widths_for
 
 SIZE = 8
 
