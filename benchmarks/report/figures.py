@@ -66,7 +66,9 @@ def render(fig: plt.Figure) -> bytes:
 
 
 def _colors(methods: list[str]) -> dict[str, tuple]:
-    palette = sns.color_palette(PALETTE, max(len(methods), 1))
+    """One distinct colour per method: the colour-blind palette while it has enough (10),
+    tab20 beyond that."""
+    palette = sns.color_palette(PALETTE if len(methods) <= 10 else "tab20", max(len(methods), 1))
     return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
 
 
