@@ -9,15 +9,16 @@ an interrupted build never leaves a half-written entry behind.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from benchmarks.store import atomic_write_bytes
 
 CACHE_VERSION = 1
 
@@ -59,13 +60,7 @@ def cached(
         except Exception:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
     tensors = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(tensors, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return tensors, key

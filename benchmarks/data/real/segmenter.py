@@ -11,8 +11,7 @@ read from ``$ISNET_BENCHMARKS_DATA/predicted-masks/<source>/``.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import Tensor
 
 from benchmarks.architectures import UNet
 from benchmarks.data.real.common import BadImageError, Record, build_tensors, patient_split, read_image
+from benchmarks.store import atomic_write_bytes
 
 FORMAT = "isnet-benchmarks-lung-unet/1"
 DEFAULT_WIDTHS = (16, 32, 64, 128)
@@ -54,15 +54,9 @@ def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def _save(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def train_segmenter(
