@@ -244,15 +244,22 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: str, note: st
 
 
 # ----------------------------------------------------------------------- paired comparisons
-def paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | None:
-    p = analysis.paired
+def _comparisons(p: pd.DataFrame, analysis: Analysis, key: tuple[str, str]) -> pd.DataFrame | None:
+    """The rows of one (experiment, profile) of a comparison frame, in split order then by the
+    other method; ``None`` when there are none."""
     if p.empty:
         return None
     block = p[(p["experiment"] == key[0]) & (p["profile"] == key[1])]
     if block.empty:
         return None
     order = {s: i for i, s in enumerate(analysis.roles[key].order)}
-    block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable").drop(columns="_o")
+    return block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable").drop(columns="_o")
+
+
+def paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | None:
+    block = _comparisons(analysis.paired, analysis, key)
+    if block is None:
+        return None
     rows = []
     for r in block.itertuples(index=False):
         rows.append([
@@ -354,14 +361,9 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
 
 
 def relevance_paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | None:
-    p = analysis.relevance_paired
-    if p.empty:
+    block = _comparisons(analysis.relevance_paired, analysis, key)
+    if block is None:
         return None
-    block = p[(p["experiment"] == key[0]) & (p["profile"] == key[1])]
-    if block.empty:
-        return None
-    order = {s: i for i, s in enumerate(analysis.roles[key].order)}
-    block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable").drop(columns="_o")
     rows = [[Cell.text(r.split), Cell.code(r.other), Cell.text(r.pairing), Cell.text(int(r.images)),
              Cell.text(f"{num(r.inside_ref)} vs {num(r.inside_other)}"),
              Cell.text(f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]"), Cell.text(pvalue(r.bootstrap_p_holm))]
