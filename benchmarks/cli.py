@@ -6,12 +6,13 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.api import SCALES
 from benchmarks.registry import UnknownNameError, discover_experiments, discover_methods, select
+from benchmarks.resources import ResourceMonitor, append_invocation, machine
 
 DEFAULT_OUT = Path("runs")
 DEFAULT_CACHE = Path(os.environ.get("ISNET_BENCHMARKS_CACHE", "datasets/cache"))
@@ -34,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache")
     run.add_argument("--data-root", type=Path, help=f"root of the real collections (or set {DATA_ENV})")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine (process pool)")
+    run.add_argument("--jobs", default="auto",
+                     help="runs in parallel on this machine (process pool); auto: one single-threaded worker per "
+                          "core (as memory allows) on the CPU, one per GPU on CUDA")
     run.add_argument("--executor", choices=["local", "local-submitit", "slurm"], default="local",
                      help="local: this process or --jobs; slurm: one submitit job per run (a job array); "
                           "local-submitit: the same jobs as local processes")
@@ -48,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--slurm-param", action="append", metavar="KEY=VALUE",
                      help="any other submitit parameter, e.g. slurm_account=mylab (repeatable)")
     run.add_argument("--no-wait", action="store_true", help="with --executor slurm: submit the jobs and return")
+    run.add_argument("--log-to", type=Path, metavar="FOLDER",
+                     help="append this invocation's wall time and peak memory to FOLDER/invocations.jsonl "
+                          "(default: --out), e.g. to record a smoke grid beside the reference records")
     run.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -126,6 +132,53 @@ def _resolve_device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _positive_int(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be a positive integer or 'auto', got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def _memory_text(monitor: ResourceMonitor) -> str:
+    peak = monitor.summary()["peak_pss_bytes"]
+    return f"; peak memory {peak / 2**30:.2f} GiB (PSS of all processes)" if peak else ""
+
+
+def log_invocation(out: Path, args: argparse.Namespace, device: str, jobs: int, tasks: Sequence,
+                   outcomes: Sequence, monitor: ResourceMonitor) -> None:
+    """Record what this invocation ran and what it cost in ``<out>/invocations.jsonl``."""
+    import torch
+
+    from benchmarks.provenance import git_commit, package_versions
+    from benchmarks.runner import cpu_count
+
+    local = args.executor == "local"
+    workers = min(jobs, len(outcomes)) if local else None
+    record = {
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "profile": args.profile,
+        "seeds": list(args.seeds),
+        "experiments": sorted({t.experiment for t in tasks}),
+        "methods": sorted({t.method for t in tasks}),
+        "runs_in_grid": len(tasks),
+        "runs_trained": len(outcomes),
+        "outcomes": {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error", "submitted")},
+        "executor": args.executor,
+        "jobs": workers,
+        "threads_per_job": (max(1, cpu_count() // workers) if workers and workers > 1
+                            else torch.get_num_threads()) if local else None,
+        "device": device,
+        "machine": machine(),
+        "git_commit": git_commit(),
+        "torch": package_versions().get("torch"),
+        **monitor.summary(),
+    }
+    append_invocation(out, record)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks import distributed, grid, runner
 
@@ -151,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"not running {name}: its data are missing here.\n{reason}")
     if args.n_hparams < 1:
         raise ValueError("--n-hparams must be at least 1")
+    fixed_jobs = None if args.jobs == "auto" else _positive_int(args.jobs, "--jobs")
     check_writable(args.out)
     on_nodes = args.executor == "slurm" and args.device == "auto"  # the jobs' device, not this login node's
     device = ("cuda" if args.slurm_gpus else "cpu") if on_nodes else _resolve_device(args.device)
@@ -173,17 +227,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         for task in todo:
             print(f"  would run {task.label}  -> {runner.run_dir(task).path}")
         return 0
-    started = time.perf_counter()
+    jobs = runner.auto_jobs(device) if fixed_jobs is None else fixed_jobs
     show = not args.no_progress
-    if args.executor != "local":
-        outcomes = runner.run_submitit(todo, runner.SlurmOptions.from_args(args), show_progress=show)
-    elif args.jobs > 1:
-        outcomes = runner.run_pool(todo, args.jobs, show_progress=show)
-    else:
-        outcomes = runner.run_serial(todo, show_progress=show)
-    elapsed = time.perf_counter() - started
+    with ResourceMonitor() as monitor:
+        if args.executor != "local":
+            outcomes = runner.run_submitit(todo, runner.SlurmOptions.from_args(args), show_progress=show)
+        elif jobs > 1 and len(todo) > 1:
+            outcomes = runner.run_pool(todo, jobs, show_progress=show)
+        else:
+            outcomes = runner.run_serial(todo, show_progress=show)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
-    print(f"finished in {elapsed:.1f} s: {counts['ok']} ok, {counts['failed']} failed, {counts['error']} errors")
+    if todo and distributed.is_main():
+        log_invocation(args.log_to or args.out, args, device, jobs, tasks, outcomes, monitor)
+    print(f"finished in {monitor.wall:.1f} s: {counts['ok']} ok, {counts['failed']} failed, {counts['error']} errors"
+          + _memory_text(monitor))
     if any(o.status == "submitted" for o in outcomes):
         print(f"{sum(o.status == 'submitted' for o in outcomes)} submitted, not waited for (rerun to follow up)")
     for outcome in outcomes:

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmarks import distributed
+from benchmarks.allocator import keep_freed_buffers
 from benchmarks.registry import discover_experiments, discover_methods
 from benchmarks.store import CorruptRecordError, RunDir, atomic_write_json, run_path
 from benchmarks.training import RunTask, train_run
@@ -81,6 +82,7 @@ def execute(task: RunTask, position: int = 0, show_progress: bool = True, thread
     ``done`` marker, so the next invocation retries) and returned, never raised, except
     under ``torchrun``: there one rank's error leaves the others waiting in a collective,
     so it is raised to stop them all."""
+    keep_freed_buffers()
     if threads:
         torch.set_num_threads(threads)
     experiment = discover_experiments()[task.experiment]
@@ -227,11 +229,31 @@ def _pool_worker(task: RunTask) -> Outcome:
     return execute(task, show_progress=False, threads=_worker_threads)
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+WORKER_MEMORY_BYTES = 2 * 2**30  # what one cpu-profile worker may need (its measured peak is under 1 GiB)
+
+
+def auto_jobs(device: str) -> int:
+    """``--jobs auto``: on the CPU one single-threaded worker per usable core (the suite's
+    small networks use one thread far better than a share of several), fewer when the
+    available memory does not cover :data:`WORKER_MEMORY_BYTES` per worker; one process per
+    GPU on CUDA; one under ``torchrun``."""
+    if distributed.is_active():
+        return 1
+    if device.startswith("cuda"):
+        return max(1, torch.cuda.device_count()) if device == "cuda" else 1
+    try:
+        with open("/proc/meminfo") as handle:
+            avail = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return cpu_count()
+    return max(1, min(cpu_count(), avail // WORKER_MEMORY_BYTES))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -255,7 +277,7 @@ def run_pool(tasks: Sequence[RunTask], jobs: int, show_progress: bool = True) ->
     if not tasks:
         return []
     workers = max(1, min(jobs, len(tasks)))
-    threads = max(1, _cpu_count() // workers)
+    threads = max(1, cpu_count() // workers)
     context = _pool_context()
     counter = context.Value("i", 0)
     environ = {k: v for k, v in os.environ.items() if k.startswith("ISNET_")}
@@ -401,7 +423,7 @@ class SlurmOptions:
     @classmethod
     def from_args(cls, args: Any) -> SlurmOptions:
         """From ``python -m benchmarks run``'s arguments (logs under ``<--out>/submitit``)."""
-        if args.jobs > 1:
+        if args.jobs not in ("auto", "1", 1):
             raise ValueError(f"--jobs applies to --executor local; with --executor {args.executor} every run is a job")
         return cls(
             folder=Path(args.out).resolve() / "submitit",

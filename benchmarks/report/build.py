@@ -27,6 +27,15 @@ from benchmarks.report import writer
 from benchmarks.report.selection import draw_table, select, selection_note
 from benchmarks.report.splits import split_roles
 from benchmarks.report.tidy import COLUMNS, Collection, collect, tidy
+from benchmarks.resources import read_invocations
+
+COST_TEXT = (
+    "The cpu profile is sized so that `python -m benchmarks run --all` (every method and default experiment, "
+    "3 seeds) finishes within 60 minutes on a 2-core machine with under 4 GB of memory, and the smoke profile "
+    "within 3 minutes; the table below is what the invocations that produced these records measured, on the "
+    "machines it names. Smoke grids write their records elsewhere (CI uses a temporary folder), so a smoke row "
+    "appears here only when its invocation was logged into this folder (`--log-to`)."
+)
 
 
 class _Files:
@@ -200,6 +209,8 @@ def _readme(files: _Files, collection: Collection, frame: pd.DataFrame, draws: p
         out.append(_figure(files, "figures/timing.png", timing_png, figures, "training and inference time"))
         out.append("*Figure: training time per run and inference time per test image of each method (mean over "
                    "seeds; error bars: t-interval over seeds), per experiment.*\n")
+    cost = tb.invocations_table(read_invocations(collection.root))
+    out += ["## Cost of the runs", "", COST_TEXT, "", files.table(cost)]
     out += ["## Model selection", "", files.table(tb.selection_table(draws, note))]
     out += ["## Runs left out", "", files.table(tb.failed_table(frame, collection.errored)),
             files.table(tb.damaged_table(collection.damaged))]

@@ -400,6 +400,50 @@ def timing_table(analysis: Analysis, note: str) -> Table:
                  rows, data, "lllrrrl")
 
 
+# ------------------------------------------------------------------------- cost of the invocations
+def _gib(value: object) -> str:
+    return "" if value is None else f"{float(value) / 2**30:.2f}"
+
+
+def invocations_table(records: Sequence[dict]) -> Table:
+    """One row per ``run`` invocation that trained runs into this records folder (``invocations.jsonl``)."""
+    rows, data = [], []
+    for r in records:
+        machine = r.get("machine") or {}
+        memory = machine.get("memory_bytes")
+        where = (f"{machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} cores, "
+                 f"{float(memory) / 2**30:.0f} GiB" if memory else str(machine.get("cpu", "?")))
+        counts = r.get("outcomes") or {}
+        trained = f"{r.get('runs_trained', '?')} of {r.get('runs_in_grid', '?')} " \
+                  f"({counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, {counts.get('error', 0)} errors)"
+        jobs = f"{r.get('jobs')} x {r.get('threads_per_job')}" if r.get("jobs") else str(r.get("executor", ""))
+        wall = float(r.get("wall_seconds") or 0.0)
+        rows.append([Cell.text(r.get("finished", "")), Cell.text(r.get("profile", "")),
+                     Cell.text(" ".join(str(s) for s in r.get("seeds", []))), Cell.text(trained),
+                     Cell.text(f"{wall / 60:.1f}"), Cell.text(jobs), Cell.text(r.get("device", "")), Cell.text(where),
+                     Cell.text(_gib(r.get("peak_pss_bytes"))), Cell.text(_gib(r.get("peak_rss_sum_bytes"))),
+                     Cell.code(str(r.get("git_commit") or "unknown")[:12])])
+        data.append({"finished": r.get("finished"), "profile": r.get("profile"), "seeds": r.get("seeds"),
+                     "runs_in_grid": r.get("runs_in_grid"), "runs_trained": r.get("runs_trained"), **counts,
+                     "wall_seconds": r.get("wall_seconds"), "jobs": r.get("jobs"),
+                     "threads_per_job": r.get("threads_per_job"), "device": r.get("device"), "cpu": machine.get("cpu"),
+                     "usable_cores": machine.get("usable_cores"), "memory_bytes": memory,
+                     "peak_pss_bytes": r.get("peak_pss_bytes"), "peak_rss_sum_bytes": r.get("peak_rss_sum_bytes"),
+                     "git_commit": r.get("git_commit"), "torch": r.get("torch")})
+    caption = (
+        "Every `python -m benchmarks run` invocation that trained runs into these records (`invocations.jsonl`; "
+        "an invocation that resumed an interrupted grid trains only what was left). Wall time: the whole grid, "
+        "data building and evaluation included. Jobs: worker processes x torch threads each. Peak memory: the "
+        "largest sum of proportional set sizes (PSS, shared library pages counted once) over the invocation's "
+        "processes, sampled every 0.5 s; the next column adds each process's own peak resident set (VmHWM), an "
+        "upper bound that counts shared pages once per process."
+    )
+    return Table("invocations", "Cost of the runs", caption,
+                 ["finished (UTC)", "profile", "seeds", "runs trained", "wall (min)", "jobs", "device", "machine",
+                  "peak PSS (GiB)", "sum of peak RSS (GiB)", "commit"],
+                 rows, pd.DataFrame(data), "llllrlllrrl")
+
+
 # ------------------------------------------------------------------------- runs left out
 def failed_table(frame: pd.DataFrame, errored: Sequence) -> Table:
     failed = frame[frame["status"] != "ok"].drop_duplicates("path")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from benchmarks.cli import main
 from benchmarks.registry import discover_experiments
+from benchmarks.resources import read_invocations
 
 
 def test_run_all_smoke_then_report(tmp_path, capsys):
@@ -20,13 +21,19 @@ def test_run_all_smoke_then_report(tmp_path, capsys):
     first = capsys.readouterr().out
     assert "0 errors" in first
 
+    invocations = read_invocations(out)
+    assert len(invocations) == 1 and invocations[0]["profile"] == "smoke"
+    assert invocations[0]["runs_trained"] == invocations[0]["outcomes"]["ok"] > 0
+
     assert main(args) == 0  # everything is done: nothing runs again
     assert "to run" in capsys.readouterr().out
+    assert len(read_invocations(out)) == 1  # an invocation that trains nothing is not logged
     assert main(args + ["--dry-run"]) == 0
     assert ", 0 to run" in capsys.readouterr().out
 
     assert main(["report", "--out", str(out), "--reports", str(reports)]) == 0
     text = (reports / "README.md").read_text()
+    assert "## Cost of the runs" in text and "smoke" in (reports / "tables" / "invocations.csv").read_text()
     for name, exp in discover_experiments().items():
         if name not in experiments:
             continue

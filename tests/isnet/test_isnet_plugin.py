@@ -34,10 +34,18 @@ def test_all_variants_registered_with_paper_defaults():
         spec = cls.spec
         assert spec.needs_masks
         d = spec.defaults
-        assert (d["P"], d["d"], d["E"], d["w1"], d["w2"], d["epsilon"], d["grad_clip"]) == (0.7, 0.9, 1.0, 1.0, 3.0,
-                                                                                             0.01, 1.0)
+        assert (d["P"], d["d"], d["E"], d["w1"], d["w2"], d["epsilon"], d["grad_clip"]) == ("auto", 0.9, 1.0, 1.0,
+                                                                                             3.0, 0.01, 1.0)
         assert set(spec.search_space) <= set(d)
         assert spec.search_space["P"] == [0.3, 0.5, 0.7, 0.9]
+
+
+def test_P_auto_is_the_papers_value_at_paper_scale_and_lower_on_short_schedules():
+    resolve_P = iv.resolve_P
+    assert resolve_P("auto", "paper") == 0.7
+    assert resolve_P("auto", "cpu") == resolve_P("auto", "smoke") == 0.3
+    assert resolve_P(0.5, "paper") == resolve_P("0.5", "cpu") == 0.5
+    assert CLASSES["isnet"](context()).isnet.P == 0.3
 
 
 @pytest.mark.parametrize("name", NAMES)

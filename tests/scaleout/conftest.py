@@ -72,7 +72,7 @@ def serial_reference(tmp_path_factory, smoke_cache) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(smoke_args(out, smoke_cache)) == 0
+        assert main([*smoke_args(out, smoke_cache), "--jobs", "1"]) == 0
     finally:
         torch.set_num_threads(threads)
     assert sorted(records(out)) == list(SEEDS)
