@@ -17,12 +17,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 BatchNorm = nn.modules.batchnorm._BatchNorm
-# Without a graph to record, W^T s runs through aten.convolution_backward (autograd's own
-# input-gradient kernel), which measured faster on CPU than conv_transpose2d; when the heatmap
-# must be differentiable, conv_transpose2d, whose backward measured faster than the double
-# backward of convolution_backward. Both give the same values.
-USE_CONV_BACKWARD = True
-
 
 def bn_scale_shift(bn: BatchNorm, bn_input: Tensor) -> tuple[Tensor, Tensor]:
     """Per-channel ``(scale, shift)`` such that ``bn(x) = scale * x + shift`` in this forward pass."""
@@ -119,23 +113,44 @@ class AffineChain:
                 return s.matmul(w)
             k, b = s.shape[:2]
             flat = s.reshape(k * b, *s.shape[2:])
-            if USE_CONV_BACKWARD and not (torch.is_grad_enabled() and (flat.requires_grad or w.requires_grad)):
-                shape = (k * b, w.shape[1] * op.groups, *in_shape[2:])
-                g = torch.ops.aten.convolution_backward(
-                    flat, flat.new_empty(1).expand(shape), w, None, list(op.stride), list(conv_padding(op)),
-                    list(op.dilation), False, [0, 0], op.groups, [True, False, False])[0]
-                return g.view(k, b, *g.shape[1:])
-            pad = conv_padding(op)
-            out_pad = [
-                in_shape[2 + i] - ((flat.shape[2 + i] - 1) * op.stride[i] - 2 * pad[i]
-                               + op.dilation[i] * (w.shape[2 + i] - 1) + 1)
-                for i in range(2)
-            ]
-            g = F.conv_transpose2d(flat, w, None, op.stride, pad, out_pad, op.groups, op.dilation)
+            shape = (k * b, w.shape[1] * op.groups, *in_shape[2:])
+            g = ConvAdjoint.apply(flat, w, shape, list(op.stride), list(conv_padding(op)), list(op.dilation),
+                                  op.groups)
             return g.view(k, b, *g.shape[1:])
 
         adj.groups = op.groups if isinstance(op, nn.Conv2d) else 1  # type: ignore[attr-defined]
         return adj
+
+
+class ConvAdjoint(torch.autograd.Function):
+    """``W^T s`` of a Conv2d (the transposed convolution), differentiable in ``s`` and ``W``.
+
+    Forward: the convolution's own input-gradient kernel. Backward: a plain convolution for
+    the gradient of ``s`` and the weight-gradient kernel for that of ``W``. Autograd's own
+    routes (``conv_transpose2d``, or the double backward of the input-gradient kernel)
+    compute the same values through slower kernels on the CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, s: Tensor, w: Tensor, in_shape: tuple[int, ...], stride: list[int], padding: list[int],
+                dilation: list[int], groups: int) -> Tensor:
+        ctx.save_for_backward(s, w)
+        ctx.conf = (stride, padding, dilation, groups)
+        return torch.ops.aten.convolution_backward(
+            s, s.new_empty(1).expand(in_shape), w, None, stride, padding, dilation, False, [0, 0], groups,
+            [True, False, False])[0]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        s, w = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conf
+        grad_s = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_s = F.conv2d(grad, w, None, stride, padding, dilation, groups)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                s, grad, w, None, stride, padding, dilation, False, [0, 0], groups, [False, True, False])[1]
+        return grad_s, grad_w, None, None, None, None, None
 
 
 def conv_padding(conv: nn.Conv2d) -> tuple[int, int]:

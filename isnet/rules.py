@@ -56,18 +56,66 @@ def epsilon_rule(g: Tensor, factor: Tensor | None, W: Tensor | None, adj: Linear
     return adj(scale(g, factor), W)
 
 
+def zplus_parts(v: Tensor, a: Tensor, W: Tensor, fwd: Linear, epsilon: float) -> tuple[Tensor, Tensor, Tensor | None]:
+    """What LRP-z+ needs besides ``g``: the factor ``v / stab(z+)`` and ``W+`` (and ``W-`` when
+    ``a`` has negative entries); the same for every map of a batch."""
+    wp = W.clamp(min=0)
+    if not bool((a < 0).any()):
+        return v / stabilize(fwd(a, wp), epsilon), wp, None
+    wn = W.clamp(max=0)
+    return v / stabilize(fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon), wp, wn
+
+
+def zplus_apply(g: Tensor, parts: tuple[Tensor, Tensor, Tensor | None], a: Tensor, adj: Linear) -> Tensor:
+    """LRP-z+ with :func:`zplus_parts` computed: returns ``g_a``."""
+    factor, wp, wn = parts
+    s = scale(g, factor)
+    if wn is None:
+        return adj(s, wp)
+    return torch.where(a > 0, adj(s, wp), adj(s, wn))
+
+
 def zplus_rule(g: Tensor, v: Tensor, a: Tensor, W: Tensor, fwd: Linear, adj: Linear, epsilon: float) -> Tensor:
     """LRP-z+ ``R_j = sum_k a_j w+_jk R_k / sum_j a_j w+_jk`` (bias ignored): returns ``g_a``.
 
     Negative inputs (no ReLU before the layer) pair with the negative weights (the
     alpha=1, beta=0 form), so the rule is defined for any sign of ``a``.
     """
-    wp = W.clamp(min=0)
-    if not bool((a < 0).any()):
-        return adj(scale(g, v / stabilize(fwd(a, wp), epsilon)), wp)
-    wn = W.clamp(max=0)
-    s = scale(g, v / stabilize(fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon))
-    return torch.where(a > 0, adj(s, wp), adj(s, wn))
+    return zplus_apply(g, zplus_parts(v, a, W, fwd, epsilon), a, adj)
+
+
+ZBoxParts = tuple[Tensor, list[Tensor], list[Tensor]]
+
+
+def zbox_parts(v: Tensor, x: Tensor, z: Tensor, offset: Tensor | None, W: Tensor, fwd: Linear, low: Tensor,
+               high: Tensor, epsilon: float) -> ZBoxParts:
+    """What the z^B rule needs besides ``g``: the factor ``v / stab(z^B)``, the weights to
+    transpose (``W`` and, for non-zero bounds, ``W+`` / ``W-``) and those bounds."""
+    shift = None
+    bounds: list[Tensor] = []
+    weights = [W]
+    for bound, w in ((low, W.clamp(min=0)), (high, W.clamp(max=0))):
+        if bool(bound.ne(0).any()):
+            bound = bound.expand((1, *x.shape[1:]))
+            part = fwd(bound, w)  # one image: the bound's contribution
+            shift = part if shift is None else shift + part
+            bounds.append(bound)
+            weights.append(w)
+    if offset is None:
+        zb = fwd(x, W) if shift is None else fwd(x, W) - shift
+    else:
+        zb = z - (offset if shift is None else offset + shift)
+    return v / stabilize(zb, epsilon), weights, bounds
+
+
+def zbox_apply(g: Tensor, parts: ZBoxParts, x: Tensor, adj: Linear) -> Tensor:
+    """The z^B rule with :func:`zbox_parts` computed: returns the relevance ``R_x``."""
+    factor, weights, bounds = parts
+    transposed = adj_many(scale(g, factor), weights, adj)
+    out = x.unsqueeze(0) * transposed[0]
+    for bound, part in zip(bounds, transposed[1:], strict=True):
+        out = out - bound * part
+    return out
 
 
 def zbox_rule(
@@ -91,26 +139,7 @@ def zbox_rule(
     the fused bias), or is recomputed when ``offset`` is ``None``. ``low`` / ``high``
     broadcast to ``x`` (batch axis of size 1).
     """
-    shift = None
-    bounds: list[Tensor] = []
-    weights = [W]
-    for bound, w in ((low, W.clamp(min=0)), (high, W.clamp(max=0))):
-        if bool(bound.ne(0).any()):
-            bound = bound.expand((1, *x.shape[1:]))
-            part = fwd(bound, w)  # one image: the bound's contribution
-            shift = part if shift is None else shift + part
-            bounds.append(bound)
-            weights.append(w)
-    if offset is None:
-        zb = fwd(x, W) if shift is None else fwd(x, W) - shift
-    else:
-        zb = z - (offset if shift is None else offset + shift)
-    s = scale(g, v / stabilize(zb, epsilon))
-    parts = adj_many(s, weights, adj)
-    out = x.unsqueeze(0) * parts[0]
-    for bound, part in zip(bounds, parts[1:], strict=True):
-        out = out - bound * part
-    return out
+    return zbox_apply(g, zbox_parts(v, x, z, offset, W, fwd, low, high, epsilon), x, adj)
 
 
 def adj_many(s: Tensor, weights: list[Tensor], adj: Linear) -> list[Tensor]:

@@ -28,6 +28,15 @@ class RuleConfig:
     input_rule: str = "zb"  # "zb" | "epsilon" | "zplus" | "gradient"
     low: Tensor | None = None
     high: Tensor | None = None
+    memo_table: dict = field(default_factory=dict, repr=False)
+
+    def memo(self, key: tuple, compute: Callable[[], object]):
+        """Per-call cache: a layer's factor, fused weight and rule parts are the same for
+        every chunk of maps of one :meth:`~isnet.engine.LRPEngine.relevance` call, so the
+        chunks share them (and their backward) instead of recomputing them."""
+        if key not in self.memo_table:
+            self.memo_table[key] = compute()
+        return self.memo_table[key]
 
 
 @dataclass
@@ -62,7 +71,11 @@ class Step:
 
     def factor(self, acts: dict[str, Tensor], cfg: RuleConfig, rule: str | None = None) -> Tensor | None:
         """``v / stab(z)`` for the epsilon rule; for the gradient, the folded ReLU's mask (or ``None``)."""
-        if (rule or cfg.rule) == "gradient":
+        rule = rule or cfg.rule
+        return cfg.memo((self.out, "factor", rule), lambda: self._factor(acts, cfg, rule))
+
+    def _factor(self, acts: dict[str, Tensor], cfg: RuleConfig, rule: str) -> Tensor | None:
+        if rule == "gradient":
             return (acts[self.value] > 0).to(acts[self.value].dtype) if self.after_relu else None
         return rules.epsilon_factor(acts[self.value], acts[self.out], cfg.epsilon, self.after_relu)
 
@@ -114,7 +127,7 @@ class AffineStep(Step):
 
     def propagate(self, g, acts, cfg):
         a, z, v = acts[self.ins[0]], acts[self.out], acts[self.value]
-        w, bias = self.chain.fused(acts)
+        w, bias = cfg.memo((self.out, "fused"), lambda: self.chain.fused(acts))
         fwd, adj = self.chain.forward_fn, self.chain.adjoint_fn(a.shape)
         rule = self._rule(cfg)
         if rule == "zb":
@@ -123,9 +136,12 @@ class AffineStep(Step):
                                  f"at '{self.path}'; use input_rule='epsilon'")
             offset = None if bias is None else _bias_view(bias, z.ndim)
             low, high = _bounds_like(cfg.low, a), _bounds_like(cfg.high, a)
-            return (rules.zbox_rule(g, v, a, z, offset, w, fwd, adj, low, high, cfg.epsilon),)
+            parts = cfg.memo((self.out, "zb"),
+                             lambda: rules.zbox_parts(v, a, z, offset, w, fwd, low, high, cfg.epsilon))
+            return (rules.zbox_apply(g, parts, a, adj),)
         if rule == "zplus":
-            return (rules.zplus_rule(g, v, a, w, fwd, adj, cfg.epsilon),)
+            parts = cfg.memo((self.out, "zplus"), lambda: rules.zplus_parts(v, a, w, fwd, cfg.epsilon))
+            return (rules.zplus_apply(g, parts, a, adj),)
         return (rules.epsilon_rule(g, self.factor(acts, cfg, rule), w, adj),)
 
 

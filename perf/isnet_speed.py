@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import isnet  # noqa: E402
+from benchmarks.allocator import keep_freed_buffers  # noqa: E402
 from benchmarks.architectures import SmallCNN  # noqa: E402
 
 BATCH, SIZE = 32, 64
@@ -272,6 +273,7 @@ def main() -> None:
     parser.add_argument("--memory-child", nargs=2, metavar=("VARIANT", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_buffers()  # the harness's allocator setting, for every candidate and baseline alike
     if args.memory_child:
         memory_child(args.memory_child[0], int(args.memory_child[1]), args.threads)
         return

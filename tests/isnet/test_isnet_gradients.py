@@ -167,3 +167,26 @@ def test_map_chunks_give_the_same_maps(tiny_net):
         parts, kept_parts = engine.relevance(acts, m, keep=keep, chunk=1)
     torch.testing.assert_close(whole, parts, rtol=0, atol=0)
     torch.testing.assert_close(kept_whole[keep[0]], kept_parts[keep[0]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stride, padding, dilation, groups, size", [
+    (1, 1, 1, 1, 7), (2, 1, 1, 1, 8), (2, 0, 1, 2, 9), (1, 2, 2, 1, 7), (3, 1, 1, 2, 10),
+])
+def test_conv_adjoint_is_the_transposed_convolution_with_exact_gradients(stride, padding, dilation, groups, size):
+    from isnet.canonizers import ConvAdjoint
+
+    gen = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, stride, padding, dilation, groups).double()
+    x = torch.randn(2, 4, size, size, dtype=torch.float64, generator=gen)
+    out_shape = conv(x).shape
+    s = torch.randn(out_shape, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = conv.weight.detach().clone().requires_grad_(True)
+    conf = ([stride] * 2, [padding] * 2, [dilation] * 2, groups)
+
+    def ours(s, w):
+        return ConvAdjoint.apply(s, w, tuple(x.shape), *conf)
+
+    x_leaf = x.clone().requires_grad_(True)
+    expected = torch.autograd.grad(nn.functional.conv2d(x_leaf, w.detach(), None, *conf), x_leaf, s.detach())[0]
+    torch.testing.assert_close(ours(s, w), expected, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(ours, (s, w))
