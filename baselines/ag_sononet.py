@@ -20,7 +20,8 @@ layer, and only the concatenation aggregation mode is offered.
 
 Scales: paper as above; cpu widths 16, 32, 64, 128, 128 (1, 1, 2, 2, 2 convs); smoke 8, 8,
 16, 16, 16 (one conv each). Stage 5 must keep at least 4x4 pixels: with small images the
-first max-pools are dropped (32 px: pools after stages 2, 3 and 4 only).
+first max-pools are dropped (32 px: pools after stages 2, 3 and 4 only; 28 px likewise, the
+pools rounding up: 28 -> 14 -> 7 -> 4).
 
 ``explain`` returns the two gates' attention maps, upsampled to the image and averaged,
 ``[B, 1, H, W]`` (class-agnostic: the gates do not depend on the target).
@@ -93,7 +94,9 @@ class AGSononet(nn.Module):
         convs: tuple[int, ...],
     ) -> None:
         super().__init__()
-        pools = max(1, min(4, int(math.floor(math.log2(max(image_size, 8) / 4)))))
+        pools = 1  # as many 2x2 max-pools (ceil mode) as keep stage 5 at 4x4 pixels or more, at most 4
+        while pools < 4 and math.ceil(image_size / 2 ** (pools + 1)) >= 4:
+            pools += 1
         self.pool_after = tuple(i >= 4 - pools for i in range(4))  # which of stages 1..4 pool
         self.stages = nn.ModuleList()
         c_in = in_channels
@@ -112,7 +115,7 @@ class AGSononet(nn.Module):
             x = stage(x)
             features.append(x)
             if i < 4 and self.pool_after[i]:
-                x = F.max_pool2d(x, 2)
+                x = F.max_pool2d(x, 2, ceil_mode=True)
         x3, x4, x5 = features[2], features[3], features[4]
         alphas = [self.gates[0](x3, x5), self.gates[1](x4, x5)]
         descriptor = torch.cat(
