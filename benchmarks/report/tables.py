@@ -429,13 +429,15 @@ def invocations_table(records: Sequence[dict]) -> Table:
                      "threads_per_job": r.get("threads_per_job"), "device": r.get("device"), "cpu": machine.get("cpu"),
                      "usable_cores": machine.get("usable_cores"), "memory_bytes": memory,
                      "peak_pss_bytes": r.get("peak_pss_bytes"), "peak_rss_sum_bytes": r.get("peak_rss_sum_bytes"),
-                     "git_commit": r.get("git_commit"), "torch": r.get("torch")})
+                     "sampling_interval_s": r.get("sampling_interval_s"), "git_commit": r.get("git_commit"),
+                     "torch": r.get("torch")})
     caption = (
         "Every `python -m benchmarks run` invocation that trained runs into these records (`invocations.jsonl`; "
         "an invocation that resumed an interrupted grid trains only what was left). Wall time: the whole grid, "
         "data building and evaluation included. Jobs: worker processes x torch threads each. Peak memory: the "
         "largest sum of proportional set sizes (PSS, shared library pages counted once) over the invocation's "
-        "processes, sampled every 0.5 s; the next column adds each process's own peak resident set (VmHWM), an "
+        "processes, sampled every few seconds (`sampling_interval_s` in the CSV); the next column adds each "
+        "process's own peak resident set (VmHWM), an "
         "upper bound that counts shared pages once per process."
     )
     return Table("invocations", "Cost of the runs", caption,
