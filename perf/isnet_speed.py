@@ -214,8 +214,9 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
         f"threads={args.threads}). "
         f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}. Batch {BATCH}, {SIZE}x{SIZE} px. Ratios are medians of interleaved "
-        "repetitions on a machine shared with other jobs: expect +-25 % noise between runs "
-        "(identical callables have differed by up to 25 %).",
+        "repetitions, with the harness's allocator setting (freed buffers stay in the C heap, "
+        "`benchmarks/allocator.py`) for every candidate and baseline; on a small virtual machine expect "
+        "+-15 % noise between runs (the original variant at K = 10 has measured 10.0 to 11.6 in one session).",
         "",
         "## Heatmap (LRP-epsilon, z^B input layer, one target class per image)",
         "",
