@@ -211,10 +211,12 @@ def run_serial(tasks: Sequence[RunTask], show_progress: bool = True) -> list[Out
 _worker_threads: int | None = None
 
 
-def _init_worker(threads: int, counter: Any, environ: dict[str, str]) -> None:
-    """Pool worker start-up: the parent's ISNET_* settings, a share of the CPU threads and,
-    on a machine with several GPUs, a GPU of its own (round robin over worker slots)."""
+def _init_worker(threads: int, counter: Any, environ: dict[str, str], invocation: int) -> None:
+    """Pool worker start-up: the parent's ISNET_* settings, a share of the CPU threads,
+    on a machine with several GPUs a GPU of its own (round robin over worker slots), and a
+    watch on the invocation that started it."""
     global _worker_threads
+    threading.Thread(target=_stop_without, args=(invocation,), name="invocation-watch", daemon=True).start()
     os.environ.update(environ)
     _worker_threads = threads
     torch.set_num_threads(threads)
@@ -223,6 +225,20 @@ def _init_worker(threads: int, counter: Any, environ: dict[str, str]) -> None:
         counter.value += 1
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(slot % torch.cuda.device_count())
+
+
+def _stop_without(invocation: int, interval: float = 2.0) -> None:
+    """Exit this worker once the ``run`` process that started it is gone (killed, so that it
+    could not stop its pool), instead of training on unseen: the run it was training keeps
+    its last epoch checkpoint and no ``done`` marker, so the next invocation resumes it."""
+    while True:
+        time.sleep(interval)
+        try:
+            os.kill(invocation, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # a process of another user took the pid: ours is gone
+            os._exit(1)
 
 
 def _pool_worker(task: RunTask) -> Outcome:
@@ -283,7 +299,8 @@ def run_pool(tasks: Sequence[RunTask], jobs: int, show_progress: bool = True) ->
     environ = {k: v for k, v in os.environ.items() if k.startswith("ISNET_")}
     results: dict[int, Outcome] = {}
     with GridProgress(tasks, show_progress) as progress, ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, counter, environ)
+        max_workers=workers, mp_context=context, initializer=_init_worker,
+        initargs=(threads, counter, environ, os.getpid()),
     ) as pool:
         futures = {pool.submit(_pool_worker, task): i for i, task in enumerate(tasks)}
         try:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
 from benchmarks import runner
 from benchmarks.cli import main
+from benchmarks.resources import process_tree
 
 from .conftest import assert_same_records, interrupt_before_evaluation, smoke_args, smoke_task
 
@@ -38,3 +48,36 @@ def test_grid_progress_counts_finished_epochs_and_runs(tmp_path, smoke_cache):
         assert progress.value == 0.5  # a resumed run starts the bar where it is
         progress.finish(1, runner.Outcome(tasks[1], "ok"))
         assert progress.value == 1.5
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_stop_when_the_run_process_is_killed(smoke_cache, tmp_path):
+    """``kill`` of the ``run`` process (not Ctrl-C, which reaches the whole process group) leaves no worker behind."""
+    args = [*smoke_args(tmp_path / "out", smoke_cache, seeds=(0, 1, 2, 3)), "--jobs", "2"]
+    args[args.index("standard")] = "isnet"  # a few seconds per run: the workers are busy when the kill comes
+    main_process = subprocess.Popen([sys.executable, "-m", "benchmarks", *args], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        tree: list[int] = []
+        while time.monotonic() < deadline and len(tree) < 4:  # run, fork server, 2 workers
+            time.sleep(0.2)
+            tree = process_tree(main_process.pid)
+        assert len(tree) >= 4, f"pool did not start: {tree}"
+        main_process.kill()
+        main_process.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(pid) for pid in tree[1:]):
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in tree[1:])
+    finally:
+        for pid in process_tree(main_process.pid) if main_process.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
