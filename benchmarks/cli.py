@@ -147,16 +147,12 @@ def _memory_text(monitor: ResourceMonitor) -> str:
     return f"; peak memory {peak / 2**30:.2f} GiB (PSS of all processes)" if peak else ""
 
 
-def log_invocation(out: Path, args: argparse.Namespace, device: str, jobs: int, tasks: Sequence,
+def log_invocation(out: Path, args: argparse.Namespace, device: str, workers: int, threads: int, tasks: Sequence,
                    outcomes: Sequence, monitor: ResourceMonitor) -> None:
     """Record what this invocation ran and what it cost in ``<out>/invocations.jsonl``."""
-    import torch
-
     from benchmarks.provenance import git_commit, package_versions
-    from benchmarks.runner import cpu_count
 
     local = args.executor == "local"
-    workers = min(jobs, len(outcomes)) if local else None
     record = {
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "profile": args.profile,
@@ -167,9 +163,8 @@ def log_invocation(out: Path, args: argparse.Namespace, device: str, jobs: int, 
         "runs_trained": len(outcomes),
         "outcomes": {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error", "submitted")},
         "executor": args.executor,
-        "jobs": workers,
-        "threads_per_job": (max(1, cpu_count() // workers) if workers and workers > 1
-                            else torch.get_num_threads()) if local else None,
+        "jobs": workers if local else None,
+        "threads_per_job": threads if local else None,
         "device": device,
         "machine": machine(),
         "git_commit": git_commit(),
@@ -228,17 +223,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  would run {task.label}  -> {runner.run_dir(task).path}")
         return 0
     jobs = runner.auto_jobs(device) if fixed_jobs is None else fixed_jobs
+    workers, threads = runner.pool_shape(jobs, len(todo))
     show = not args.no_progress
     with ResourceMonitor() as monitor:
         if args.executor != "local":
             outcomes = runner.run_submitit(todo, runner.SlurmOptions.from_args(args), show_progress=show)
-        elif jobs > 1 and len(todo) > 1:
+        elif workers > 1:
             outcomes = runner.run_pool(todo, jobs, show_progress=show)
         else:
             outcomes = runner.run_serial(todo, show_progress=show)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
     if todo and distributed.is_main():
-        log_invocation(args.log_to or args.out, args, device, jobs, tasks, outcomes, monitor)
+        import torch
+
+        threads = threads if workers > 1 else torch.get_num_threads()  # the serial executor keeps torch's own
+        log_invocation(args.log_to or args.out, args, device, workers, threads, tasks, outcomes, monitor)
     print(f"finished in {monitor.wall:.1f} s: {counts['ok']} ok, {counts['failed']} failed, {counts['error']} errors"
           + _memory_text(monitor))
     if any(o.status == "submitted" for o in outcomes):

@@ -17,12 +17,12 @@ workers, the fork server):
   (``VmHWM``). An upper bound: it counts shared pages once per process and adds peaks that
   need not coincide.
 
-Elsewhere (macOS, Windows) only ``resource.getrusage`` maxima are available and the
-memory fields are ``None``.
+Elsewhere (macOS, Windows) there is no ``/proc`` and the memory fields are ``None``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import threading
@@ -43,6 +43,19 @@ def _read_kib(path: Path, key: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says can be given to new work without swapping (``None`` off Linux)."""
+    return _read_kib(PROC / "meminfo", "MemAvailable")
 
 
 def _children(pid: int) -> list[int]:
@@ -142,13 +155,9 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
     return {
         "cpu": model,
-        "usable_cores": cores,
+        "usable_cores": usable_cores(),
         "logical_cpus": os.cpu_count(),
         "memory_bytes": _read_kib(PROC / "meminfo", "MemTotal"),
         "system": f"{platform.system()} {platform.release()}",
@@ -160,8 +169,6 @@ INVOCATIONS = "invocations.jsonl"
 
 def append_invocation(out: Path, record: dict[str, Any]) -> Path:
     """Append ``record`` as one JSON line to ``<out>/invocations.jsonl`` (atomically rewritten)."""
-    import json
-
     from benchmarks.store import atomic_write_bytes
 
     path = Path(out) / INVOCATIONS
@@ -174,8 +181,6 @@ def append_invocation(out: Path, record: dict[str, Any]) -> Path:
 
 def read_invocations(out: Path) -> list[dict[str, Any]]:
     """The invocation lines under ``out`` (unreadable lines are skipped)."""
-    import json
-
     path = Path(out) / INVOCATIONS
     if not path.exists():
         return []

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from benchmarks import distributed
 from benchmarks.allocator import keep_freed_buffers
 from benchmarks.registry import discover_experiments, discover_methods
+from benchmarks.resources import available_memory_bytes, usable_cores
 from benchmarks.store import CorruptRecordError, RunDir, atomic_write_json, run_path
 from benchmarks.training import RunTask, train_run
 
@@ -235,21 +236,12 @@ def _stop_without(invocation: int, interval: float = 2.0) -> None:
         time.sleep(interval)
         try:
             os.kill(invocation, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # a process of another user took the pid: ours is gone
+        except (ProcessLookupError, PermissionError):  # gone (PermissionError: another user's process took the pid)
             os._exit(1)
 
 
 def _pool_worker(task: RunTask) -> Outcome:
     return execute(task, show_progress=False, threads=_worker_threads)
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 WORKER_MEMORY_BYTES = 2 * 2**30  # what one cpu-profile worker may need (its measured peak is under 1 GiB)
@@ -264,12 +256,16 @@ def auto_jobs(device: str) -> int:
         return 1
     if device.startswith("cuda"):
         return max(1, torch.cuda.device_count()) if device == "cuda" else 1
-    try:
-        with open("/proc/meminfo") as handle:
-            avail = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        return cpu_count()
-    return max(1, min(cpu_count(), avail // WORKER_MEMORY_BYTES))
+    avail = available_memory_bytes()
+    cores = usable_cores()
+    return cores if avail is None else max(1, min(cores, avail // WORKER_MEMORY_BYTES))
+
+
+def pool_shape(jobs: int, n_tasks: int) -> tuple[int, int]:
+    """``(workers, torch threads per worker)`` of a pool for ``n_tasks`` runs: no more workers
+    than runs, and the usable cores shared equally among them."""
+    workers = max(1, min(jobs, n_tasks))
+    return workers, max(1, usable_cores() // workers)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -292,8 +288,7 @@ def run_pool(tasks: Sequence[RunTask], jobs: int, show_progress: bool = True) ->
         raise ValueError("--jobs cannot be combined with torchrun: under torchrun all ranks train each run together")
     if not tasks:
         return []
-    workers = max(1, min(jobs, len(tasks)))
-    threads = max(1, cpu_count() // workers)
+    workers, threads = pool_shape(jobs, len(tasks))
     context = _pool_context()
     counter = context.Value("i", 0)
     environ = {k: v for k, v in os.environ.items() if k.startswith("ISNET_")}

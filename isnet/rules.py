@@ -57,8 +57,10 @@ def epsilon_rule(g: Tensor, factor: Tensor | None, W: Tensor | None, adj: Linear
 
 
 def zplus_parts(v: Tensor, a: Tensor, W: Tensor, fwd: Linear, epsilon: float) -> tuple[Tensor, Tensor, Tensor | None]:
-    """What LRP-z+ needs besides ``g``: the factor ``v / stab(z+)`` and ``W+`` (and ``W-`` when
-    ``a`` has negative entries); the same for every map of a batch."""
+    """What LRP-z+ ``R_j = sum_k a_j w+_jk R_k / sum_j a_j w+_jk`` (bias ignored) needs besides
+    ``g``: the factor ``v / stab(z+)`` and ``W+``, the same for every map of a batch. Negative
+    inputs (no ReLU before the layer) pair with the negative weights (the alpha=1, beta=0
+    form), so ``W-`` is returned too when ``a`` has negative entries; else ``None``."""
     wp = W.clamp(min=0)
     if not bool((a < 0).any()):
         return v / stabilize(fwd(a, wp), epsilon), wp, None
@@ -67,7 +69,7 @@ def zplus_parts(v: Tensor, a: Tensor, W: Tensor, fwd: Linear, epsilon: float) ->
 
 
 def zplus_apply(g: Tensor, parts: tuple[Tensor, Tensor, Tensor | None], a: Tensor, adj: Linear) -> Tensor:
-    """LRP-z+ with :func:`zplus_parts` computed: returns ``g_a``."""
+    """LRP-z+ of ``g`` given :func:`zplus_parts`: returns ``g_a``."""
     factor, wp, wn = parts
     s = scale(g, factor)
     if wn is None:
@@ -75,22 +77,20 @@ def zplus_apply(g: Tensor, parts: tuple[Tensor, Tensor, Tensor | None], a: Tenso
     return torch.where(a > 0, adj(s, wp), adj(s, wn))
 
 
-def zplus_rule(g: Tensor, v: Tensor, a: Tensor, W: Tensor, fwd: Linear, adj: Linear, epsilon: float) -> Tensor:
-    """LRP-z+ ``R_j = sum_k a_j w+_jk R_k / sum_j a_j w+_jk`` (bias ignored): returns ``g_a``.
-
-    Negative inputs (no ReLU before the layer) pair with the negative weights (the
-    alpha=1, beta=0 form), so the rule is defined for any sign of ``a``.
-    """
-    return zplus_apply(g, zplus_parts(v, a, W, fwd, epsilon), a, adj)
-
-
 ZBoxParts = tuple[Tensor, list[Tensor], list[Tensor]]
 
 
 def zbox_parts(v: Tensor, x: Tensor, z: Tensor, offset: Tensor | None, W: Tensor, fwd: Linear, low: Tensor,
                high: Tensor, epsilon: float) -> ZBoxParts:
-    """What the z^B rule needs besides ``g``: the factor ``v / stab(z^B)``, the weights to
-    transpose (``W`` and, for non-zero bounds, ``W+`` / ``W-``) and those bounds."""
+    """What LRP-z^B (box rule, bounds ``low <= x <= high``) needs besides ``g``.
+
+    ``R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) R_j / z^B_j`` with
+    ``z^B_j = sum_i (x_i w_ij - l_i w+_ij - h_i w-_ij)`` (biases cancel), stabilised by
+    ``epsilon``; ``R_j = v_j g_j``. ``W x = z - offset`` comes from the forward pass (``offset``:
+    the fused bias), or is recomputed when ``offset`` is ``None``. ``low`` / ``high``
+    broadcast to ``x`` (batch axis of size 1). Returns the factor ``v / stab(z^B)``, the
+    weights to transpose (``W`` and, for non-zero bounds, ``W+`` / ``W-``) and those bounds.
+    """
     shift = None
     bounds: list[Tensor] = []
     weights = [W]
@@ -109,37 +109,13 @@ def zbox_parts(v: Tensor, x: Tensor, z: Tensor, offset: Tensor | None, W: Tensor
 
 
 def zbox_apply(g: Tensor, parts: ZBoxParts, x: Tensor, adj: Linear) -> Tensor:
-    """The z^B rule with :func:`zbox_parts` computed: returns the relevance ``R_x``."""
+    """LRP-z^B of ``g`` given :func:`zbox_parts`: returns the relevance ``R_x``."""
     factor, weights, bounds = parts
     transposed = adj_many(scale(g, factor), weights, adj)
     out = x.unsqueeze(0) * transposed[0]
     for bound, part in zip(bounds, transposed[1:], strict=True):
         out = out - bound * part
     return out
-
-
-def zbox_rule(
-    g: Tensor,
-    v: Tensor,
-    x: Tensor,
-    z: Tensor,
-    offset: Tensor | None,
-    W: Tensor,
-    fwd: Linear,
-    adj: Linear,
-    low: Tensor,
-    high: Tensor,
-    epsilon: float,
-) -> Tensor:
-    """LRP-z^B (box rule) at the input, bounds ``low <= x <= high``: returns the relevance ``R_x``.
-
-    ``R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) R_j / z^B_j`` with
-    ``z^B_j = sum_i (x_i w_ij - l_i w+_ij - h_i w-_ij)`` (biases cancel), stabilised by
-    ``epsilon``; ``R_j = v_j g_j``. ``W x = z - offset`` comes from the forward pass (``offset``:
-    the fused bias), or is recomputed when ``offset`` is ``None``. ``low`` / ``high``
-    broadcast to ``x`` (batch axis of size 1).
-    """
-    return zbox_apply(g, zbox_parts(v, x, z, offset, W, fwd, low, high, epsilon), x, adj)
 
 
 def adj_many(s: Tensor, weights: list[Tensor], adj: Linear) -> list[Tensor]:

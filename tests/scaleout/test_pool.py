@@ -23,7 +23,7 @@ def test_jobs_2_gives_the_serial_records_and_resumes_each_run(serial_reference, 
     out = tmp_path / "pool"
     # seed 1 was killed after training, before its evaluation: it must resume, not retrain
     seconds = interrupt_before_evaluation(smoke_task(out, smoke_cache, seed=1), monkeypatch)
-    monkeypatch.setattr(runner, "cpu_count", lambda: 2)  # 2 workers x 1 thread, as the reference
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)  # 2 workers x 1 thread, as the reference
     args = smoke_args(out, smoke_cache)
 
     assert main([*args, "--jobs", "2"]) == 0
