@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 Linear = Callable[[Tensor, Tensor], Tensor]
 
@@ -42,9 +43,56 @@ def epsilon_factor(v: Tensor, z: Tensor, epsilon: float, after_relu: bool) -> Te
     ``v`` carries the relevance (``v = z``, or ``v = relu(z)`` when the layer's only consumer
     is a ReLU, which then needs no step of its own: ``relu(z) / stab(z) = v / (v + eps)``).
     """
-    if after_relu:
-        return v / (v + epsilon)
-    return z / stabilize(z, epsilon)
+    return SelfRatio.apply(v if after_relu else z, epsilon, after_relu)
+
+
+def ratio(v: Tensor, d: Tensor, epsilon: float) -> Tensor:
+    """``v / stab(d)`` for a denominator ``d`` other than ``v`` (the z+ and z^B factors)."""
+    return Ratio.apply(v, d, epsilon)
+
+
+class SelfRatio(torch.autograd.Function):
+    """``z / stab(z)``, with ``d/dz = eps sign(z) / stab(z)^2`` in three passes over ``z``.
+
+    Autograd's own derivative of the quotient takes about twice as many passes (each a full
+    read and write of an activation-sized tensor), which is most of the cost of the factor
+    in a training step. ``nonneg``: ``z >= 0`` is known (a ReLU output), so ``stab(z) = z + eps``.
+    Once differentiable: the ISNet loss needs first derivatives of the heatmaps only.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, epsilon: float, nonneg: bool) -> Tensor:
+        t = z + epsilon if nonneg else stabilize(z, epsilon)
+        ctx.save_for_backward(t)
+        ctx.epsilon, ctx.nonneg = epsilon, nonneg
+        return z / t
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        (t,) = ctx.saved_tensors
+        q = grad / t
+        q.div_(t if ctx.nonneg else t.abs())  # sign(z) / stab(z)^2 = 1 / (t |t|)
+        return q.mul_(ctx.epsilon), None, None
+
+
+class Ratio(torch.autograd.Function):
+    """``v / stab(d)``: ``d/dv = 1 / stab(d)``, ``d/dd = -v / stab(d)^2`` (once differentiable)."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, d: Tensor, epsilon: float) -> Tensor:
+        t = stabilize(d, epsilon)
+        f = v / t
+        ctx.save_for_backward(t, f)
+        return f
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        t, f = ctx.saved_tensors
+        q = grad / t
+        grad_d = (q * f).neg_() if ctx.needs_input_grad[1] else None
+        return q, grad_d, None
 
 
 def epsilon_rule(g: Tensor, factor: Tensor | None, W: Tensor | None, adj: Linear) -> Tensor:
@@ -63,9 +111,9 @@ def zplus_parts(v: Tensor, a: Tensor, W: Tensor, fwd: Linear, epsilon: float) ->
     form), so ``W-`` is returned too when ``a`` has negative entries; else ``None``."""
     wp = W.clamp(min=0)
     if not bool((a < 0).any()):
-        return v / stabilize(fwd(a, wp), epsilon), wp, None
+        return ratio(v, fwd(a, wp), epsilon), wp, None
     wn = W.clamp(max=0)
-    return v / stabilize(fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon), wp, wn
+    return ratio(v, fwd(a.clamp(min=0), wp) + fwd(a.clamp(max=0), wn), epsilon), wp, wn
 
 
 def zplus_apply(g: Tensor, parts: tuple[Tensor, Tensor, Tensor | None], a: Tensor, adj: Linear) -> Tensor:
@@ -105,7 +153,7 @@ def zbox_parts(v: Tensor, x: Tensor, z: Tensor, offset: Tensor | None, W: Tensor
         zb = fwd(x, W) if shift is None else fwd(x, W) - shift
     else:
         zb = z - (offset if shift is None else offset + shift)
-    return v / stabilize(zb, epsilon), weights, bounds
+    return ratio(v, zb, epsilon), weights, bounds
 
 
 def zbox_apply(g: Tensor, parts: ZBoxParts, x: Tensor, adj: Linear) -> Tensor:
@@ -155,13 +203,22 @@ def _reduce_to(r: Tensor, shape: torch.Size) -> Tensor:
     return r.sum(dim=dims, keepdim=True) if dims else r
 
 
-def maxpool_rule(g: Tensor, a: Tensor, indices: Tensor) -> Tensor:
-    """Winner takes all: the arg-max input of each window gets the window's relevance (summed on overlap)."""
-    k, b, c = g.shape[:3]
-    flat = g.reshape(k, b, c, -1)
-    idx = indices.reshape(1, b, c, -1).expand(k, -1, -1, -1)
-    out = flat.new_zeros((k, b, c, a[0, 0].numel()))
-    return out.scatter_add(3, idx, flat).view(k, *a.shape)
+def maxpool_rule(g: Tensor, a: Tensor, indices: Tensor, kwargs: dict) -> Tensor:
+    """Winner takes all: the arg-max input of each window gets the window's relevance (summed
+    on overlap). This is max pooling's own backward kernel (differentiable in ``g``); ``kwargs``
+    are the pooling's arguments, ``indices`` its arg-max from the forward pass."""
+    k, b = g.shape[:2]
+    flat = g.reshape(k * b, *g.shape[2:])
+    idx = indices if k == 1 else indices.repeat(k, *([1] * (indices.ndim - 1)))
+    like = a.new_empty(()).expand(k * b, *a.shape[1:])
+    out = torch.ops.aten.max_pool2d_with_indices_backward(
+        flat, like, _pair(kwargs["kernel_size"]), _pair(kwargs.get("stride") or kwargs["kernel_size"]),
+        _pair(kwargs.get("padding", 0)), _pair(kwargs.get("dilation", 1)), bool(kwargs.get("ceil_mode", False)), idx)
+    return out.view(k, *a.shape)
+
+
+def _pair(v: int | Sequence[int]) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
 
 
 def relu_rule(g: Tensor, a: Tensor) -> Tensor:

@@ -210,7 +210,7 @@ class MaxPoolStep(Step):
         else:
             with torch.no_grad():
                 _, idx = F.max_pool2d(a, return_indices=True, **self.kwargs)
-        return (rules.maxpool_rule(g, a, idx),)
+        return (rules.maxpool_rule(g, a, idx, self.kwargs),)
 
 
 @dataclass

@@ -8,8 +8,10 @@ Prints, for batch 32 at 64x64 px on the CPU:
    over a plain input-gradient pass (forward + backward to the input) on torchvision ResNet18
    and VGG11, and over zennit 0.5 with the same rule mapping on the same input;
 2. training-step time (forward, loss, backward, SGD step) of each ISNet variant over a plain
-   cross-entropy step of the same backbone and batch, for K = 2, 3 and 10 classes; the
-   backbone is the cpu-profile ``SmallCNN`` (six 3x3 conv-BN-ReLU layers, 3 input channels);
+   cross-entropy step of the same backbone and batch, for K = 2, 3 and 10 classes, on the
+   cpu-profile ``SmallCNN`` (six 3x3 conv-BN-ReLU layers, 3 input channels) and on
+   torchvision's ResNet18; and where each step's time goes: operator time (torch.profiler)
+   in convolution kernels and in every other operator, in units of the plain step;
 3. inference time of ``ISNet.export()`` over the backbone;
 4. peak memory of one training step per variant: the Linux peak resident set (``VmHWM``)
    of a fresh process during one step minus its resident set just before the step.
@@ -124,10 +126,20 @@ def heatmap_rows(reps: int, names: tuple[str, ...]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- training steps
-def make_step(variant: str | None, k: int):
+BACKBONES = {"small": "SmallCNN", "resnet18": "ResNet18"}
+CONV_KERNELS = {"aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward",
+                "aten::_slow_conv2d_backward", "aten::slow_conv_transpose2d", "aten::thnn_conv2d"}
+
+
+def make_backbone(name: str, k: int) -> nn.Module:
+    return SmallCNN(k, in_channels=3) if name == "small" else getattr(torchvision.models, name)(weights=None,
+                                                                                                num_classes=k)
+
+
+def make_step(variant: str | None, k: int, backbone_name: str = "small"):
     """A training-step closure (plain CE when ``variant`` is None), its batch fixed."""
     torch.manual_seed(0)
-    backbone = SmallCNN(k, in_channels=3).train()
+    backbone = make_backbone(backbone_name, k).train()
     x = torch.rand(BATCH, 3, SIZE, SIZE)
     y = torch.randint(0, k, (BATCH,))
     masks = torch.zeros(BATCH, 1, SIZE, SIZE)
@@ -145,17 +157,49 @@ def make_step(variant: str | None, k: int):
     return step, backbone, model, x
 
 
-def training_rows(reps: int, ks: tuple[int, ...]) -> list[dict]:
+def training_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
     rows = []
     for k in ks:
-        fns = {"plain": make_step(None, k)[0]}
+        fns = {"plain": make_step(None, k, backbone)[0]}
         for v in isnet.VARIANTS:
-            fns[v] = make_step(v, k)[0]
+            fns[v] = make_step(v, k, backbone)[0]
         t = median_times(fns, reps)
-        row = {"K": k, "plain_s": t["plain"], **{v: t[v] / t["plain"] for v in isnet.VARIANTS}}
+        row = {"backbone": backbone, "K": k, "plain_s": t["plain"], **{v: t[v] / t["plain"] for v in isnet.VARIANTS}}
         rows.append(row)
-        print(f"train K={k}: plain {t['plain']:.3f}s | " + ", ".join(f"{v} {row[v]:.2f}" for v in isnet.VARIANTS),
-              flush=True)
+        print(f"train {backbone} K={k}: plain {t['plain']:.3f}s | "
+              + ", ".join(f"{v} {row[v]:.2f}" for v in isnet.VARIANTS), flush=True)
+    return rows
+
+
+def operator_split(step: Callable[[], object], reps: int = 3) -> tuple[float, float]:
+    """Seconds per step spent in convolution kernels and in all other operators (self time of
+    each operator under torch.profiler; Python time between operators is not counted)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(reps):
+            step()
+    conv = other = 0.0
+    for event in prof.key_averages():
+        if event.key in CONV_KERNELS:
+            conv += event.self_cpu_time_total
+        else:
+            other += event.self_cpu_time_total
+    return conv / reps / 1e6, other / reps / 1e6
+
+
+def breakdown_rows(ks: tuple[int, ...], backbone: str) -> list[dict]:
+    """Per variant: convolution-kernel and other operator time, in units of the plain step's total."""
+    rows = []
+    for k in ks:
+        split = {v: operator_split(make_step(None if v == "plain" else v, k, backbone)[0])
+                 for v in ("plain", *isnet.VARIANTS)}
+        unit = sum(split["plain"])
+        row = {"backbone": backbone, "K": k, **{v: (c / unit, o / unit) for v, (c, o) in split.items()}}
+        rows.append(row)
+        print(f"breakdown {backbone} K={k}: " + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}"
+                                                          for v in split), flush=True)
     return rows
 
 
@@ -205,7 +249,12 @@ def memory_rows(ks: tuple[int, ...], threads: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- report
-def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict], args) -> str:
+def target(variant: str, k: int) -> float | None:
+    """The issue's training-step target for ``variant`` (None: no target, the grad_input ablation)."""
+    return {"selective": 2.0, "stochastic": 2.0, "dual": 3.0, "original": 1.0 + k}.get(variant)
+
+
+def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict], split: list[dict], args) -> str:
     v = isnet.VARIANTS
     lines = [
         "# isnet speed and memory",
@@ -228,17 +277,42 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
         zen = r.get("zennit_s", float("nan"))
         lines.append(f"| {r['model']} | {r['gradient_s']:.3f} | {r['ours_s']:.3f} | {zen:.3f} "
                      f"| {r['ours/gradient']:.2f} | {r['ours/zennit']:.2f} |")
-    lines += [
-        "",
-        "## Training step / plain cross-entropy step (SmallCNN, 3 input channels)",
-        "",
-        "Targets: selective and stochastic <= 2.0, dual <= 3.0, original <= 1 + K.",
-        "",
-        "| K | plain step (s) | " + " | ".join(v) + " |",
-        "|---|---|" + "---|" * len(v),
-    ]
-    for r in train:
-        lines.append(f"| {r['K']} | {r['plain_s']:.3f} | " + " | ".join(f"{r[x]:.2f}" for x in v) + " |")
+    for name in dict.fromkeys(r["backbone"] for r in train):
+        lines += [
+            "",
+            f"## Training step / plain cross-entropy step ({BACKBONES[name]}, 3 input channels)",
+            "",
+            "Targets: selective and stochastic <= 2.0, dual <= 3.0, original <= 1 + K.",
+            "",
+            "| K | plain step (s) | " + " | ".join(v) + " |",
+            "|---|---|" + "---|" * len(v),
+        ]
+        for r in (r for r in train if r["backbone"] == name):
+            lines.append(f"| {r['K']} | {r['plain_s']:.3f} | " + " | ".join(f"{r[x]:.2f}" for x in v) + " |")
+    if split:
+        lines += [
+            "",
+            "## Where a training step's time goes",
+            "",
+            "Operator self time under `torch.profiler` (3 steps after a warm-up), split into convolution "
+            "kernels and all other operators (element-wise rule factors, BatchNorm, pooling, the loss, the "
+            "optimiser), in units of the plain step's total operator time; Python time between operators "
+            "is not counted. An exact gradient of the heatmap loss runs, for every convolution, its "
+            "adjoint (the relevance pass) and that adjoint's two backward kernels on top of the plain "
+            "step's forward and backward: about twice the plain step's convolution work for one map, 1 + K "
+            "times for K maps, and four times for dual, whose z+ map also needs a forward convolution "
+            "with W+ and its backward. The column `conv` shows what that costs here; a target can only "
+            "be met if `other` fits in what `conv` leaves of it.",
+            "",
+            "| backbone | K | candidate | conv | other | total | target |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in split:
+            for cand in ("plain", *v):
+                c, o = r[cand]
+                t = 1.0 if cand == "plain" else target(cand, r["K"])
+                lines.append(f"| {BACKBONES[r['backbone']]} | {r['K']} | {cand} | {c:.2f} | {o:.2f} | {c + o:.2f} "
+                             f"| {'-' if t is None else f'{t:.1f}'} |")
     lines += [
         "",
         "## Inference of the exported classifier",
@@ -268,9 +342,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 by default: steadier ratios on a shared 2-core machine)")
-    parser.add_argument("--quick", action="store_true", help="ResNet18 and K = 2 only, no memory")
-    parser.add_argument("--only", choices=("heatmap", "train", "export", "memory"), help="run one section")
+    parser.add_argument("--quick", action="store_true",
+                        help="heatmaps on ResNet18, training steps on SmallCNN, K = 2 only, no memory")
+    parser.add_argument("--only", choices=("heatmap", "train", "breakdown", "export", "memory"),
+                        help="run one section")
     parser.add_argument("--ks", default="2,3,10", help="class counts for the training steps")
+    parser.add_argument("--backbones", default="small,resnet18",
+                        help=f"training-step backbones, from {sorted(BACKBONES)} (the breakdown uses the first)")
     parser.add_argument("--memory-child", nargs=2, metavar=("VARIANT", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -282,10 +360,15 @@ def main() -> None:
     run = lambda section: args.only in (None, section)  # noqa: E731
     names = ("resnet18",) if args.quick else ("resnet18", "vgg11")
     heat = heatmap_rows(args.reps + 2, names) if run("heatmap") else []
-    train = training_rows(args.reps, ks) if run("train") else []
+    backbones = ("small",) if args.quick else tuple(args.backbones.split(","))
+    unknown = set(backbones) - set(BACKBONES)
+    if unknown:
+        parser.error(f"unknown backbones {sorted(unknown)}; choose from {sorted(BACKBONES)}")
+    train = [row for b in backbones for row in training_rows(args.reps, ks, b)] if run("train") else []
+    split = breakdown_rows(ks, backbones[0]) if run("breakdown") else []
     export = export_row(args.reps) if run("export") else {"backbone_s": 0, "exported_s": 0, "ratio": float("nan")}
     mem = memory_rows((10,), args.threads) if run("memory") and not args.quick else []
-    text = markdown(heat, train, export, mem, args)
+    text = markdown(heat, train, export, mem, split, args)
     print()
     print(text)
     if args.write:

@@ -211,3 +211,50 @@ def test_selective_output_is_gradient_of_eta_times_logits():
     eta = torch.log(p / (1 - p)).sum()
     (grad,) = torch.autograd.grad(eta, y)
     torch.testing.assert_close(rules.selective_output(y.detach(), c)[0], grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("nonneg", [True, False])
+def test_self_ratio_matches_autograd_of_its_formula(nonneg):
+    z = torch.randn(3, 4, 5, dtype=torch.float64)
+    z[0, 0, :2] = 0.0  # sign(0) = +1
+    z = z.relu() if nonneg else z
+    z.requires_grad_(True)
+    g = torch.randn_like(z)
+    f = rules.SelfRatio.apply(z, EPS, nonneg)
+    ref = z / rules.stabilize(z, EPS)
+    torch.testing.assert_close(f, ref, rtol=1e-15, atol=0)
+    (got,) = torch.autograd.grad(f, z, g)
+    (want,) = torch.autograd.grad(ref, z, g)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    zd = z.detach()
+    away = torch.where(zd >= 0, zd + 0.5, zd - 0.5).requires_grad_(True)  # no finite step across the jump at 0
+    assert torch.autograd.gradcheck(lambda t: rules.SelfRatio.apply(t, EPS, nonneg), (away,))
+
+
+def test_ratio_matches_autograd_of_its_formula():
+    v = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    d = torch.randn(2, 3, 4, dtype=torch.float64)
+    away = torch.where(d >= 0, d + 0.5, d - 0.5).requires_grad_(True)  # no finite step across the jump at 0
+    assert torch.autograd.gradcheck(lambda a, b: rules.ratio(a, b, EPS), (v, away))
+    d[0, 0, 0] = 0.0  # sign(0) = +1
+    d.requires_grad_(True)
+    g = torch.randn_like(v)
+    got = torch.autograd.grad(rules.ratio(v, d, EPS), (v, d), g)
+    want = torch.autograd.grad(v / rules.stabilize(d, EPS), (v, d), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=3, stride=2, ceil_mode=True)])
+def test_maxpool_rule_for_several_maps_is_scatter_of_each_map(kw):
+    """K maps at once equal K single maps; each is the scatter of the window relevance to its arg-max."""
+    a = torch.randn(2, 3, 7, 7, dtype=torch.float64)
+    pooled, idx = torch.nn.functional.max_pool2d(a, return_indices=True, **kw)
+    g = torch.randn(4, *pooled.shape, dtype=torch.float64, requires_grad=True)
+    out = rules.maxpool_rule(g, a, idx, kw)
+    for k in range(4):
+        ref = torch.zeros(2, 3, 49, dtype=torch.float64)
+        ref.scatter_add_(2, idx.flatten(2), g[k].detach().flatten(2))
+        torch.testing.assert_close(out[k], ref.view_as(a), rtol=0, atol=1e-15)
+    assert torch.autograd.gradcheck(lambda t: rules.maxpool_rule(t, a, idx, kw), (g,))
