@@ -171,35 +171,38 @@ def training_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
     return rows
 
 
-def operator_split(step: Callable[[], object], reps: int = 3) -> tuple[float, float]:
-    """Seconds per step spent in convolution kernels and in all other operators (self time of
-    each operator under torch.profiler; Python time between operators is not counted)."""
+def operator_split(step: Callable[[], object], reps: int) -> tuple[float, float]:
+    """Seconds per step spent in convolution kernels and in all other operators: self time of
+    each operator under torch.profiler over ``reps`` consecutive steps after a warm-up step
+    (Python time between operators is not counted)."""
     from torch.profiler import ProfilerActivity, profile
 
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(reps):
             step()
-    conv = other = 0.0
-    for event in prof.key_averages():
-        if event.key in CONV_KERNELS:
-            conv += event.self_cpu_time_total
-        else:
-            other += event.self_cpu_time_total
-    return conv / reps / 1e6, other / reps / 1e6
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_KERNELS)
+    total = sum(e.self_cpu_time_total for e in events)
+    return conv / reps / 1e6, (total - conv) / reps / 1e6
 
 
-def breakdown_rows(ks: tuple[int, ...], backbone: str) -> list[dict]:
-    """Per variant: convolution-kernel and other operator time, in units of the plain step's total."""
+def breakdown_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
+    """Per variant: convolution-kernel and other operator time, in units of the plain step's total
+    operator time (the plain step is profiled before and after the variants; the mean is the unit)."""
     rows = []
     for k in ks:
-        split = {v: operator_split(make_step(None if v == "plain" else v, k, backbone)[0])
-                 for v in ("plain", *isnet.VARIANTS)}
+        plain = make_step(None, k, backbone)[0]
+        before = operator_split(plain, reps)
+        split = {v: operator_split(make_step(v, k, backbone)[0], reps) for v in isnet.VARIANTS}
+        after = operator_split(plain, reps)
+        split = {"plain": ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2), **split}
         unit = sum(split["plain"])
-        row = {"backbone": backbone, "K": k, **{v: (c / unit, o / unit) for v, (c, o) in split.items()}}
+        row = {"backbone": backbone, "K": k, "plain_before_s": sum(before), "plain_after_s": sum(after),
+               **{v: (c / unit, o / unit) for v, (c, o) in split.items()}}
         rows.append(row)
-        print(f"breakdown {backbone} K={k}: " + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}"
-                                                          for v in split), flush=True)
+        print(f"breakdown {backbone} K={k}: plain before/after {sum(before):.3f}/{sum(after):.3f}s | "
+              + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}" for v in split), flush=True)
     return rows
 
 
@@ -294,7 +297,9 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
             "",
             "## Where a training step's time goes",
             "",
-            "Operator self time under `torch.profiler` (3 steps after a warm-up), split into convolution "
+            "Operator self time under `torch.profiler` (`--reps` consecutive steps after a warm-up; the "
+            "plain step is profiled before and after the variants and the mean of the two is the unit), "
+            "split into convolution "
             "kernels and all other operators (element-wise rule factors, BatchNorm, pooling, the loss, the "
             "optimiser), in units of the plain step's total operator time; Python time between operators "
             "is not counted. An exact gradient of the heatmap loss runs, for every convolution, its "
@@ -307,12 +312,15 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
             "| backbone | K | candidate | conv | other | total | target |",
             "|---|---|---|---|---|---|---|",
         ]
+        drift = ", ".join(f"K = {r['K']}: {r['plain_before_s']:.3f} / {r['plain_after_s']:.3f} s" for r in split)
         for r in split:
             for cand in ("plain", *v):
                 c, o = r[cand]
                 t = 1.0 if cand == "plain" else target(cand, r["K"])
                 lines.append(f"| {BACKBONES[r['backbone']]} | {r['K']} | {cand} | {c:.2f} | {o:.2f} | {c + o:.2f} "
                              f"| {'-' if t is None else f'{t:.1f}'} |")
+        lines += ["", f"Plain step's operator time before / after the variants ({drift}): the difference is this "
+                  "machine's drift within one run, and the scale of the noise on every ratio above."]
     lines += [
         "",
         "## Inference of the exported classifier",
@@ -365,7 +373,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown backbones {sorted(unknown)}; choose from {sorted(BACKBONES)}")
     train = [row for b in backbones for row in training_rows(args.reps, ks, b)] if run("train") else []
-    split = breakdown_rows(ks, backbones[0]) if run("breakdown") else []
+    split = breakdown_rows(args.reps, ks, backbones[0]) if run("breakdown") else []
     export = export_row(args.reps) if run("export") else {"backbone_s": 0, "exported_s": 0, "ratio": float("nan")}
     mem = memory_rows((10,), args.threads) if run("memory") and not args.quick else []
     text = markdown(heat, train, export, mem, split, args)
