@@ -136,9 +136,9 @@ class ConvAdjoint(torch.autograd.Function):
                 dilation: list[int], groups: int) -> Tensor:
         ctx.save_for_backward(s, w)
         ctx.conf = (stride, padding, dilation, groups)
+        shape_only = s.new_empty(in_shape)  # read for its shape only (an expanded one would be copied)
         return torch.ops.aten.convolution_backward(
-            s, s.new_empty(1).expand(in_shape), w, None, stride, padding, dilation, False, [0, 0], groups,
-            [True, False, False])[0]
+            s, shape_only, w, None, stride, padding, dilation, False, [0, 0], groups, [True, False, False])[0]
 
     @staticmethod
     def backward(ctx, grad: Tensor):

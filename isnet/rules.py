@@ -71,9 +71,8 @@ class SelfRatio(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor):
         (t,) = ctx.saved_tensors
-        q = grad / t
-        q.div_(t if ctx.nonneg else t.abs())  # sign(z) / stab(z)^2 = 1 / (t |t|)
-        return q.mul_(ctx.epsilon), None, None
+        q = torch.addcdiv(grad.new_zeros(()), grad, t, value=ctx.epsilon)  # eps * grad / t in one pass
+        return q.div_(t if ctx.nonneg else t.abs()), None, None  # sign(z) / stab(z)^2 = 1 / (t |t|)
 
 
 class Ratio(torch.autograd.Function):
@@ -91,7 +90,7 @@ class Ratio(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         t, f = ctx.saved_tensors
         q = grad / t
-        grad_d = (q * f).neg_() if ctx.needs_input_grad[1] else None
+        grad_d = torch.addcmul(q.new_zeros(()), q, f, value=-1.0) if ctx.needs_input_grad[1] else None
         return q, grad_d, None
 
 
@@ -151,8 +150,8 @@ def zbox_parts(v: Tensor, x: Tensor, z: Tensor, offset: Tensor | None, W: Tensor
             weights.append(w)
     if offset is None:
         zb = fwd(x, W) if shift is None else fwd(x, W) - shift
-    else:
-        zb = z - (offset if shift is None else offset + shift)
+    else:  # z + (-c), not z - c: the gradient of the small c is negated, not that of the batch
+        zb = z + -(offset if shift is None else offset + shift)
     return ratio(v, zb, epsilon), weights, bounds
 
 
