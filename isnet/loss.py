@@ -10,8 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-NONFINITE_TOTAL = [0]  # process-wide count of replaced non-finite relevance values
-
 
 class HeatmapLossTerms(NamedTuple):
     """``loss = w1 * background + w2 * foreground`` (batch means); ``nonfinite``: values replaced."""
@@ -48,14 +46,15 @@ def prepare_masks(masks: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
 
 
 def sanitize(A: Tensor, M: Tensor) -> tuple[Tensor, int]:
-    """Replace NaN by the map's foreground mean and +-inf by its largest finite value."""
+    """Replace NaN by the map's foreground mean and +-inf by its largest finite value; returns the
+    repaired maps and how many values were replaced (``ISNet`` returns the count as
+    ``nonfinite``; the harness logs its mean per step as ``train_nonfinite`` in ``metrics.jsonl``)."""
     finite = torch.isfinite(A)
     bad = int((~finite).sum())
     if not bad:
         return A, 0
-    NONFINITE_TOTAL[0] += bad
     warnings.warn(f"isnet.heatmap_loss: replaced {bad} non-finite relevance values (NaN -> foreground mean, "
-                  f"inf -> map maximum); {NONFINITE_TOTAL[0]} so far in this process", stacklevel=3)
+                  "inf -> map maximum)", stacklevel=3)
     with torch.no_grad():
         A0 = torch.where(finite, A, torch.zeros_like(A))
         fg = (A0 * M * finite).sum((2, 3, 4)) / (M * finite).sum((2, 3, 4)).clamp(min=1)
@@ -68,8 +67,10 @@ def sanitize(A: Tensor, M: Tensor) -> tuple[Tensor, int]:
 def gwrp(values: Tensor, d: float) -> Tensor:
     """Global weighted ranked pooling over the last axis: ``sum_i d^i s_i / sum_i d^i`` (s sorted descending).
 
-    Only the ranks whose weight exceeds ``1e-12`` of the first are sorted (``topk``); the
-    rest cannot change the result in floating point. ``d = 1`` is the mean, ``d = 0`` the max.
+    Only the ranks whose weight exceeds ``1e-12`` of the first are sorted (``topk``). For
+    non-negative values (the heatmap loss pools absolute relevance) the ranks left out change
+    the result by at most ``1e-12 d / (1 - d)`` of it (9e-12 for d = 0.9): below float32
+    rounding. ``d = 1`` is the mean, ``d = 0`` the max.
     """
     n = values.shape[-1]
     if d >= 1.0:

@@ -187,22 +187,36 @@ def operator_split(step: Callable[[], object], reps: int) -> tuple[float, float]
     return conv / reps / 1e6, (total - conv) / reps / 1e6
 
 
+def conv_units(variant: str, k: int) -> int:
+    """Convolution work of an exact training step in units of the plain step's (forward + backward
+    = 1): each map adds the adjoint and its two backward kernels (1 unit); dual's z+ map also a
+    forward convolution with W+ and its backward (1 more); grad_input maps are K gradients."""
+    return {"selective": 2, "stochastic": 2, "dual": 4, "original": 1 + k, "grad_input": 1 + k}[variant]
+
+
 def breakdown_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
     """Per variant: convolution-kernel and other operator time, in units of the plain step's total
-    operator time (the plain step is profiled before and after the variants; the mean is the unit)."""
+    operator time. The plain step is profiled right before and after each variant and the mean
+    of the two is that variant's unit, so drift of the machine between variants cancels."""
     rows = []
     for k in ks:
         plain = make_step(None, k, backbone)[0]
-        before = operator_split(plain, reps)
-        split = {v: operator_split(make_step(v, k, backbone)[0], reps) for v in isnet.VARIANTS}
-        after = operator_split(plain, reps)
-        split = {"plain": ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2), **split}
-        unit = sum(split["plain"])
-        row = {"backbone": backbone, "K": k, "plain_before_s": sum(before), "plain_after_s": sum(after),
-               **{v: (c / unit, o / unit) for v, (c, o) in split.items()}}
+        plains: list[tuple[float, float]] = []
+        row: dict = {"backbone": backbone, "K": k}
+        for v in isnet.VARIANTS:
+            before = operator_split(plain, reps)
+            conv, other = operator_split(make_step(v, k, backbone)[0], reps)
+            after = operator_split(plain, reps)
+            plains += [before, after]
+            unit = (sum(before) + sum(after)) / 2
+            row[v] = (conv / unit, other / unit)
+        unit = statistics.mean(sum(p) for p in plains)
+        row["plain"] = (statistics.mean(p[0] for p in plains) / unit, statistics.mean(p[1] for p in plains) / unit)
+        row["plain_range_s"] = (min(sum(p) for p in plains), max(sum(p) for p in plains))
         rows.append(row)
-        print(f"breakdown {backbone} K={k}: plain before/after {sum(before):.3f}/{sum(after):.3f}s | "
-              + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}" for v in split), flush=True)
+        print(f"breakdown {backbone} K={k}: plain {row['plain_range_s'][0]:.3f}-{row['plain_range_s'][1]:.3f}s | "
+              + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}" for v in ("plain", *isnet.VARIANTS)),
+              flush=True)
     return rows
 
 
@@ -298,8 +312,8 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
             "## Where a training step's time goes",
             "",
             "Operator self time under `torch.profiler` (`--reps` consecutive steps after a warm-up; the "
-            "plain step is profiled before and after the variants and the mean of the two is the unit), "
-            "split into convolution "
+            "plain step is profiled right before and after each variant and the mean of the two is that "
+            "variant's unit), split into convolution "
             "kernels and all other operators (element-wise rule factors, BatchNorm, pooling, the loss, the "
             "optimiser), in units of the plain step's total operator time; Python time between operators "
             "is not counted. An exact gradient of the heatmap loss runs, for every convolution, its "
@@ -309,18 +323,23 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
             "with W+ and its backward. The column `conv` shows what that costs here; a target can only "
             "be met if `other` fits in what `conv` leaves of it.",
             "",
-            "| backbone | K | candidate | conv | other | total | target |",
-            "|---|---|---|---|---|---|---|",
+            "| backbone | K | candidate | conv | other | total | floor | target |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        drift = ", ".join(f"K = {r['K']}: {r['plain_before_s']:.3f} / {r['plain_after_s']:.3f} s" for r in split)
         for r in split:
+            pc, po = r["plain"]
             for cand in ("plain", *v):
                 c, o = r[cand]
                 t = 1.0 if cand == "plain" else target(cand, r["K"])
+                floor = 1.0 if cand == "plain" else conv_units(cand, r["K"]) * pc + po
                 lines.append(f"| {BACKBONES[r['backbone']]} | {r['K']} | {cand} | {c:.2f} | {o:.2f} | {c + o:.2f} "
-                             f"| {'-' if t is None else f'{t:.1f}'} |")
-        lines += ["", f"Plain step's operator time before / after the variants ({drift}): the difference is this "
-                  "machine's drift within one run, and the scale of the noise on every ratio above."]
+                             f"| {floor:.2f} | {'-' if t is None else f'{t:.1f}'} |")
+        drift = ", ".join(f"K = {r['K']}: {r['plain_range_s'][0]:.3f} to {r['plain_range_s'][1]:.3f} s"
+                          for r in split)
+        lines += ["", "`floor`: the convolution units of an exact step (2 for one map, 1 + K for K maps, 4 for "
+                  "dual) times the plain step's `conv`, plus the plain step's `other`: what the step would cost "
+                  "if the relevance pass added no element-wise work at all. The plain step's operator time "
+                  f"varied within the run ({drift}); that is the scale of the noise on every ratio here."]
     lines += [
         "",
         "## Inference of the exported classifier",
