@@ -16,10 +16,10 @@ Prints, for batch 32 at 64x64 px on the CPU:
 4. peak memory of one training step per variant: the Linux peak resident set (``VmHWM``)
    of a fresh process during one step minus its resident set just before the step.
 
-Every ratio is a median over interleaved repetitions (each candidate and its baseline
-alternate, so load on a shared machine hits both alike): ``--reps`` for the training steps,
-two more for the heatmaps; inference compares the fastest of at least 41 runs each. ``--write`` saves the
-tables as Markdown to ``reports/performance/isnet_speed.md``.
+Every ratio compares the fastest of interleaved repetitions (each candidate and its baseline
+alternate; load from the rest of a shared machine only adds time): ``--reps`` for the training
+steps and the operator-time breakdown, two more for the heatmaps, at least 41 for inference.
+``--write`` saves the tables as Markdown to ``reports/performance/isnet_speed.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -50,9 +49,10 @@ BATCH, SIZE = 32, 64
 REPORT = ROOT / "reports" / "performance" / "isnet_speed.md"
 
 
-def median_times(fns: dict[str, Callable[[], object]], reps: int, best: bool = False) -> dict[str, float]:
-    """Median (or, with ``best``, minimum) wall time of each function over ``reps`` interleaved
-    rounds after one warm-up; the order alternates between rounds (A B C, C B A, ...)."""
+def fastest_times(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Fastest wall time of each function over ``reps`` interleaved rounds after one warm-up; the
+    order alternates between rounds (A B C, C B A, ...). The minimum, not the median: load from
+    the rest of a shared machine only ever adds time, and it comes and goes within seconds."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -62,7 +62,7 @@ def median_times(fns: dict[str, Callable[[], object]], reps: int, best: bool = F
             t = time.perf_counter()
             fns[k]()
             times[k].append(time.perf_counter() - t)
-    return {k: (min(v) if best else statistics.median(v)) for k, v in times.items()}
+    return {k: min(v) for k, v in times.items()}
 
 
 # --------------------------------------------------------------------------- heatmaps
@@ -115,7 +115,7 @@ def heatmap_candidates(name: str) -> dict[str, Callable[[], object]]:
 def heatmap_rows(reps: int, names: tuple[str, ...]) -> list[dict]:
     rows = []
     for name in names:
-        t = median_times(heatmap_candidates(name), reps)
+        t = fastest_times(heatmap_candidates(name), reps)
         rows.append({"model": name, **{f"{k}_s": v for k, v in t.items()},
                      "ours/gradient": t["ours"] / t["gradient"],
                      "ours/zennit": t["ours"] / t["zennit"] if "zennit" in t else float("nan")})
@@ -163,7 +163,7 @@ def training_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
         fns = {"plain": make_step(None, k, backbone)[0]}
         for v in isnet.VARIANTS:
             fns[v] = make_step(v, k, backbone)[0]
-        t = median_times(fns, reps)
+        t = fastest_times(fns, reps)
         row = {"backbone": backbone, "K": k, "plain_s": t["plain"], **{v: t[v] / t["plain"] for v in isnet.VARIANTS}}
         rows.append(row)
         print(f"train {backbone} K={k}: plain {t['plain']:.3f}s | "
@@ -171,20 +171,28 @@ def training_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
     return rows
 
 
-def operator_split(step: Callable[[], object], reps: int) -> tuple[float, float]:
-    """Seconds per step spent in convolution kernels and in all other operators: self time of
-    each operator under torch.profiler over ``reps`` consecutive steps after a warm-up step
-    (Python time between operators is not counted)."""
+def operator_split(steps: dict[str, Callable[[], object]], reps: int) -> dict[str, tuple[float, float]]:
+    """Seconds one step of each candidate spends in convolution kernels and in all other operators
+    (self time of each operator under torch.profiler; Python time between operators is not
+    counted). Each candidate is profiled one step at a time, ``reps`` times, interleaved like
+    :func:`fastest_times`; the step with the least total operator time is kept (interference
+    from the rest of a shared machine only adds time)."""
     from torch.profiler import ProfilerActivity, profile
 
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(reps):
-            step()
-    events = prof.key_averages()
-    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_KERNELS)
-    total = sum(e.self_cpu_time_total for e in events)
-    return conv / reps / 1e6, (total - conv) / reps / 1e6
+    for step in steps.values():
+        step()
+    best: dict[str, tuple[float, float]] = {}
+    keys = list(steps)
+    for r in range(reps):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                steps[key]()
+            events = prof.key_averages()
+            conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_KERNELS) / 1e6
+            other = sum(e.self_cpu_time_total for e in events) / 1e6 - conv
+            if key not in best or conv + other < sum(best[key]):
+                best[key] = (conv, other)
+    return best
 
 
 def conv_units(variant: str, k: int) -> int:
@@ -195,28 +203,17 @@ def conv_units(variant: str, k: int) -> int:
 
 
 def breakdown_rows(reps: int, ks: tuple[int, ...], backbone: str) -> list[dict]:
-    """Per variant: convolution-kernel and other operator time, in units of the plain step's total
-    operator time. The plain step is profiled right before and after each variant and the mean
-    of the two is that variant's unit, so drift of the machine between variants cancels."""
+    """Per variant: convolution-kernel and other operator time, in units of the plain step's total."""
     rows = []
     for k in ks:
-        plain = make_step(None, k, backbone)[0]
-        plains: list[tuple[float, float]] = []
-        row: dict = {"backbone": backbone, "K": k}
-        for v in isnet.VARIANTS:
-            before = operator_split(plain, reps)
-            conv, other = operator_split(make_step(v, k, backbone)[0], reps)
-            after = operator_split(plain, reps)
-            plains += [before, after]
-            unit = (sum(before) + sum(after)) / 2
-            row[v] = (conv / unit, other / unit)
-        unit = statistics.mean(sum(p) for p in plains)
-        row["plain"] = (statistics.mean(p[0] for p in plains) / unit, statistics.mean(p[1] for p in plains) / unit)
-        row["plain_range_s"] = (min(sum(p) for p in plains), max(sum(p) for p in plains))
+        steps = {v: make_step(None if v == "plain" else v, k, backbone)[0] for v in ("plain", *isnet.VARIANTS)}
+        split = operator_split(steps, reps)
+        unit = sum(split["plain"])
+        row = {"backbone": backbone, "K": k, "plain_s": unit,
+               **{v: (c / unit, o / unit) for v, (c, o) in split.items()}}
         rows.append(row)
-        print(f"breakdown {backbone} K={k}: plain {row['plain_range_s'][0]:.3f}-{row['plain_range_s'][1]:.3f}s | "
-              + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}" for v in ("plain", *isnet.VARIANTS)),
-              flush=True)
+        print(f"breakdown {backbone} K={k}: plain {unit:.3f}s | "
+              + ", ".join(f"{v} conv {row[v][0]:.2f} other {row[v][1]:.2f}" for v in split), flush=True)
     return rows
 
 
@@ -231,7 +228,7 @@ def export_row(reps: int) -> dict:
                 return m(x)
         return f
 
-    t = median_times({"backbone": run(backbone), "exported": run(exported)}, max(reps, 41), best=True)
+    t = fastest_times({"backbone": run(backbone), "exported": run(exported)}, max(reps, 41))
     print(f"inference: backbone {t['backbone']:.4f}s exported {t['exported']:.4f}s", flush=True)
     return {"backbone_s": t["backbone"], "exported_s": t["exported"], "ratio": t["exported"] / t["backbone"]}
 
@@ -279,10 +276,11 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
         f"Generated by `python perf/isnet_speed.py --write` (reps={args.reps}, heatmap reps={args.reps + 2}, "
         f"threads={args.threads}). "
         f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}. Batch {BATCH}, {SIZE}x{SIZE} px. Ratios are medians of interleaved "
-        "repetitions, with the harness's allocator setting (freed buffers stay in the C heap, "
-        "`benchmarks/allocator.py`) for every candidate and baseline; on a small virtual machine expect "
-        "+-15 % noise between runs (the original variant at K = 10 has measured 10.0 to 11.6 in one session).",
+        f"torch {torch.__version__}. Batch {BATCH}, {SIZE}x{SIZE} px. Ratios compare the fastest of interleaved "
+        "repetitions (load from the rest of a shared machine only adds time), with the harness's allocator "
+        "setting (freed buffers stay in the C heap, `benchmarks/allocator.py`) for every candidate and "
+        "baseline. On this small virtual machine repeated runs of this script still differ by up to about "
+        "10 % in a ratio.",
         "",
         "## Heatmap (LRP-epsilon, z^B input layer, one target class per image)",
         "",
@@ -311,9 +309,8 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
             "",
             "## Where a training step's time goes",
             "",
-            "Operator self time under `torch.profiler` (`--reps` consecutive steps after a warm-up; the "
-            "plain step is profiled right before and after each variant and the mean of the two is that "
-            "variant's unit), split into convolution "
+            "Operator self time under `torch.profiler` (the fastest of `--reps` single steps per candidate, "
+            "profiled one at a time and interleaved), split into convolution "
             "kernels and all other operators (element-wise rule factors, BatchNorm, pooling, the loss, the "
             "optimiser), in units of the plain step's total operator time; Python time between operators "
             "is not counted. An exact gradient of the heatmap loss runs, for every convolution, its "
@@ -334,12 +331,9 @@ def markdown(heat: list[dict], train: list[dict], export: dict, mem: list[dict],
                 floor = 1.0 if cand == "plain" else conv_units(cand, r["K"]) * pc + po
                 lines.append(f"| {BACKBONES[r['backbone']]} | {r['K']} | {cand} | {c:.2f} | {o:.2f} | {c + o:.2f} "
                              f"| {floor:.2f} | {'-' if t is None else f'{t:.1f}'} |")
-        drift = ", ".join(f"K = {r['K']}: {r['plain_range_s'][0]:.3f} to {r['plain_range_s'][1]:.3f} s"
-                          for r in split)
         lines += ["", "`floor`: the convolution units of an exact step (2 for one map, 1 + K for K maps, 4 for "
                   "dual) times the plain step's `conv`, plus the plain step's `other`: what the step would cost "
-                  "if the relevance pass added no element-wise work at all. The plain step's operator time "
-                  f"varied within the run ({drift}); that is the scale of the noise on every ratio here."]
+                  "if the relevance pass added no element-wise work at all."]
     lines += [
         "",
         "## Inference of the exported classifier",
