@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 Linear = Callable[[Tensor, Tensor], Tensor]
 
@@ -48,50 +47,55 @@ def epsilon_factor(v: Tensor, z: Tensor, epsilon: float, after_relu: bool) -> Te
 
 def ratio(v: Tensor, d: Tensor, epsilon: float) -> Tensor:
     """``v / stab(d)`` for a denominator ``d`` other than ``v`` (the z+ and z^B factors)."""
-    return Ratio.apply(v, d, epsilon)
+    return Quotient.apply(v, stabilize(d, epsilon))
 
 
 class SelfRatio(torch.autograd.Function):
-    """``z / stab(z)``, with ``d/dz = eps sign(z) / stab(z)^2`` in three passes over ``z``.
+    """``z / stab(z)``, with ``d/dz = eps sign(z) / stab(z)^2`` in two passes over ``z``.
 
-    Autograd's own derivative of the quotient takes about twice as many passes (each a full
-    read and write of an activation-sized tensor), which is most of the cost of the factor
-    in a training step. ``nonneg``: ``z >= 0`` is known (a ReLU output), so ``stab(z) = z + eps``.
-    Once differentiable: the ISNet loss needs first derivatives of the heatmaps only.
+    Autograd's own derivative of the quotient takes about three times as many passes (each a
+    full read and write of an activation-sized tensor), which was most of the cost of the
+    factor in a training step. ``nonneg``: ``z >= 0`` is known (a ReLU output), so
+    ``stab(z) = z + eps``. Under ``create_graph`` the backward is built from differentiable
+    operations instead, so higher derivatives stay exact.
     """
 
     @staticmethod
     def forward(ctx, z: Tensor, epsilon: float, nonneg: bool) -> Tensor:
         t = z + epsilon if nonneg else stabilize(z, epsilon)
-        ctx.save_for_backward(t)
+        ctx.save_for_backward(z, t)
         ctx.epsilon, ctx.nonneg = epsilon, nonneg
         return z / t
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor):
-        (t,) = ctx.saved_tensors
+        z, t = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a backward that is itself differentiable
+            t = z + ctx.epsilon if ctx.nonneg else stabilize(z, ctx.epsilon)
+            return ctx.epsilon * grad / (t * (t if ctx.nonneg else t.abs())), None, None
         q = torch.addcdiv(grad.new_zeros(()), grad, t, value=ctx.epsilon)  # eps * grad / t in one pass
         return q.div_(t if ctx.nonneg else t.abs()), None, None  # sign(z) / stab(z)^2 = 1 / (t |t|)
 
 
-class Ratio(torch.autograd.Function):
-    """``v / stab(d)``: ``d/dv = 1 / stab(d)``, ``d/dd = -v / stab(d)^2`` (once differentiable)."""
+class Quotient(torch.autograd.Function):
+    """``v / t``: ``d/dv = 1 / t``, ``d/dt = -v / t^2``, in two passes (``t = stab(d)`` is formed
+    outside, where autograd passes its gradient straight through to ``d``). Under
+    ``create_graph`` the backward is built from differentiable operations."""
 
     @staticmethod
-    def forward(ctx, v: Tensor, d: Tensor, epsilon: float) -> Tensor:
-        t = stabilize(d, epsilon)
+    def forward(ctx, v: Tensor, t: Tensor) -> Tensor:
         f = v / t
-        ctx.save_for_backward(t, f)
+        ctx.save_for_backward(v, t, f)
         return f
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor):
-        t, f = ctx.saved_tensors
+        v, t, f = ctx.saved_tensors
         q = grad / t
-        grad_d = torch.addcmul(q.new_zeros(()), q, f, value=-1.0) if ctx.needs_input_grad[1] else None
-        return q, grad_d, None
+        if torch.is_grad_enabled():  # create_graph: a backward that is itself differentiable
+            return q, -q * v / t
+        grad_t = torch.addcmul(q.new_zeros(()), q, f, value=-1.0) if ctx.needs_input_grad[1] else None
+        return q, grad_t
 
 
 def epsilon_rule(g: Tensor, factor: Tensor | None, W: Tensor | None, adj: Linear) -> Tensor:

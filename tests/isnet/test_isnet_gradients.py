@@ -141,12 +141,29 @@ def test_train_mode_batchnorm_uses_batch_statistics_and_updates_running_stats_on
 
 
 def test_differentiable_and_inference_paths_agree(lib):
-    """The graph-free sweep (convolution_backward adjoints) equals the differentiable one (conv_transpose2d)."""
+    """The sweep without a graph (explain's default) equals the differentiable one."""
     net = lib.randomize_bn(lib.TinyNet()).double().eval()
     x = torch.rand(3, 1, 8, 8, dtype=torch.float64)
     fast = isnet.explain(net, x, "all")
     diff = isnet.explain(net, x, "all", create_graph=True)
     torch.testing.assert_close(fast, diff.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_second_derivatives_of_a_heatmap_pass_gradgradcheck():
+    """The hand-written factor backwards record a graph under create_graph (e.g. for a gradient
+    penalty on the ISNet loss): z^B, epsilon after a ReLU, and epsilon without one."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)).double().eval()
+    x = torch.rand(1, 1, 4, 4, dtype=torch.float64)
+    w0 = net[2].weight.detach().clone().requires_grad_(True)
+    del net[2].weight
+
+    def heat(w: torch.Tensor) -> torch.Tensor:
+        net[2].weight = w
+        return isnet.explain(net, x, 0, create_graph=True)
+
+    assert torch.autograd.gradgradcheck(heat, (w0,))
 
 
 def test_gradient_rule_is_input_gradient_in_eval_mode(tiny_net):

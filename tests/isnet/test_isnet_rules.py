@@ -229,6 +229,7 @@ def test_self_ratio_matches_autograd_of_its_formula(nonneg):
     zd = z.detach()
     away = torch.where(zd >= 0, zd + 0.5, zd - 0.5).requires_grad_(True)  # no finite step across the jump at 0
     assert torch.autograd.gradcheck(lambda t: rules.SelfRatio.apply(t, EPS, nonneg), (away,))
+    assert torch.autograd.gradgradcheck(lambda t: rules.SelfRatio.apply(t, EPS, nonneg), (away,))
 
 
 def test_ratio_matches_autograd_of_its_formula():
@@ -236,6 +237,7 @@ def test_ratio_matches_autograd_of_its_formula():
     d = torch.randn(2, 3, 4, dtype=torch.float64)
     away = torch.where(d >= 0, d + 0.5, d - 0.5).requires_grad_(True)  # no finite step across the jump at 0
     assert torch.autograd.gradcheck(lambda a, b: rules.ratio(a, b, EPS), (v, away))
+    assert torch.autograd.gradgradcheck(lambda a, b: rules.ratio(a, b, EPS), (v, away))
     d[0, 0, 0] = 0.0  # sign(0) = +1
     d.requires_grad_(True)
     g = torch.randn_like(v)
