@@ -61,8 +61,12 @@ class SelfRatio(torch.autograd.Function):
     """
 
     @staticmethod
+    def _stab(z: Tensor, epsilon: float, nonneg: bool) -> Tensor:
+        return z + epsilon if nonneg else stabilize(z, epsilon)
+
+    @staticmethod
     def forward(ctx, z: Tensor, epsilon: float, nonneg: bool) -> Tensor:
-        t = z + epsilon if nonneg else stabilize(z, epsilon)
+        t = SelfRatio._stab(z, epsilon, nonneg)
         ctx.save_for_backward(z, t)
         ctx.epsilon, ctx.nonneg = epsilon, nonneg
         return z / t
@@ -71,7 +75,7 @@ class SelfRatio(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         z, t = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a backward that is itself differentiable
-            t = z + ctx.epsilon if ctx.nonneg else stabilize(z, ctx.epsilon)
+            t = SelfRatio._stab(z, ctx.epsilon, ctx.nonneg)
             return ctx.epsilon * grad / (t * (t if ctx.nonneg else t.abs())), None, None
         q = torch.addcdiv(grad.new_zeros(()), grad, t, value=ctx.epsilon)  # eps * grad / t in one pass
         return q.div_(t if ctx.nonneg else t.abs()), None, None  # sign(z) / stab(z)^2 = 1 / (t |t|)
