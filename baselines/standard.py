@@ -26,6 +26,7 @@ from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient,
     defaults={"lr": 1e-3, "weight_decay": 0.0},
     search_space={"lr": ("loguniform", 1e-4, 3e-3), "weight_decay": [0.0, 1e-5, 1e-4]},
     summary="Standard classifier (the profile's backbone, cross-entropy only)",
+    role="plain_baseline",
 )
 class StandardClassifier(Method):
     """Standard classifier (the profile's backbone, cross-entropy only)."""

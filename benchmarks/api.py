@@ -23,6 +23,10 @@ from torch.utils.data import Dataset
 METHOD_GROUP = "isnet_benchmarks.methods"
 EXPERIMENT_GROUP = "isnet_benchmarks.experiments"
 SCALES = ("smoke", "cpu", "paper")
+#: what a method is in the comparisons of the report (recorded in every run's config.json):
+#: the method under study, a variant of it (Faster ISNet, ablations), the plain classifier
+#: every claim is measured against, or one of the competing methods
+ROLES = ("reference", "reference_variant", "plain_baseline", "comparison")
 
 
 # --------------------------------------------------------------------------- data contract
@@ -134,7 +138,9 @@ class ExperimentSpec:
 
     ``id_split`` names the in-distribution test split (used for model selection only via
     the validation split, and as the reference of the bias gaps); ``shift_splits`` name the
-    splits that measure the shortcut (deceiving, external, ...).
+    splits that measure the shortcut (deceiving, external, ...). A non-empty ``extended``
+    says why the experiment is left out of the default grid (``run --all``) and runs only
+    with ``run --all --extended``.
     """
 
     name: str
@@ -146,6 +152,7 @@ class ExperimentSpec:
     summary: str = ""
     tags: frozenset[str] = frozenset()
     unavailable: Callable[[Path], str | None] | None = None
+    extended: str = ""
 
     def missing_data(self, cache_dir: Path) -> str | None:
         """Why the data cannot be built here (``None`` when they can); ``run --all`` skips
@@ -168,11 +175,13 @@ def register_experiment(
     summary: str = "",
     tags: Sequence[str] = (),
     unavailable: Callable[[Path], str | None] | None = None,
+    extended: str = "",
 ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
     """Mark ``build(profile, seed, cache_dir) -> DataBundle`` as an experiment.
 
     ``unavailable(cache_dir)`` optionally tells, cheaply, why the data cannot be had on this
-    machine (``None`` when they can).
+    machine (``None`` when they can). ``extended``: why the experiment is outside the default
+    grid (empty: it is in it).
     """
     if id_split not in test_splits or not set(shift_splits) <= set(test_splits):
         raise ValueError(f"{name}: id_split and shift_splits must be among test_splits {list(test_splits)}")
@@ -191,6 +200,7 @@ def register_experiment(
             summary=summary,
             tags=frozenset(tags),
             unavailable=unavailable,
+            extended=extended,
         )
         return build
 
@@ -223,7 +233,9 @@ class MethodSpec:
     ``search_space`` maps a hyper-parameter to a list of choices or to
     ``("loguniform", low, high)`` / ``("uniform", low, high)``.
     ``applies_to(tags)`` returns ``None`` when the method applies to an experiment with
-    those tags, else the reason it does not.
+    those tags, else the reason it does not. ``role`` is one of :data:`ROLES` (what the
+    report compares the method as); a non-empty ``extended`` says why the method is left out
+    of the default grid (``run --all``) and runs only with ``run --all --extended``.
     """
 
     name: str
@@ -233,6 +245,8 @@ class MethodSpec:
     search_space: Mapping[str, Any]
     summary: str = ""
     applies_to: Callable[[frozenset[str]], str | None] | None = None
+    role: str = "comparison"
+    extended: str = ""
 
     def reason_not_applicable(self, tags: frozenset[str]) -> str | None:
         return None if self.applies_to is None else self.applies_to(tags)
@@ -246,8 +260,16 @@ def register_method(
     search_space: Mapping[str, Any] | None = None,
     summary: str = "",
     applies_to: Callable[[frozenset[str]], str | None] | None = None,
+    role: str = "comparison",
+    extended: str = "",
 ) -> Callable[[type[Method]], type[Method]]:
-    """Mark a :class:`Method` subclass as a benchmark method (timm-style decorator)."""
+    """Mark a :class:`Method` subclass as a benchmark method (timm-style decorator).
+
+    ``role``: one of :data:`ROLES` (a third-party method is a ``"comparison"`` unless it says
+    otherwise); ``extended``: why the method is outside the default grid (empty: it is in it).
+    """
+    if role not in ROLES:
+        raise ValueError(f"@register_method({name!r}): role must be one of {ROLES}, got {role!r}")
 
     def decorate(cls: type[Method]) -> type[Method]:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
@@ -261,6 +283,8 @@ def register_method(
             search_space=dict(search_space or {}),
             summary=doc,
             applies_to=applies_to,
+            role=role,
+            extended=extended,
         )
         return cls
 
@@ -273,9 +297,12 @@ class Method(nn.Module, ABC):
     entry-point group.
 
     The harness builds ``cls(ctx, **hparams)``, calls ``configure_optimizer()`` once, then
-    per batch ``training_step(batch)`` and back-propagates its ``"loss"``. Test-time
-    predictions come from ``predict`` (logits), heatmaps from ``explain``, and the module
-    deployed at test time from ``export``.
+    per batch ``training_step(batch)`` and back-propagates its ``"loss"``. After every epoch
+    it scores the validation split with ``validation_step`` (in eval mode) and keeps the
+    weights of the epoch with the lowest mean validation ``"loss"`` among the epochs whose
+    weights were ``selectable``; that checkpoint is the one evaluated on the test splits.
+    Test-time predictions come from ``predict`` (logits), heatmaps from ``explain``, and the
+    module deployed at test time from ``export``.
     """
 
     spec: ClassVar[MethodSpec]
@@ -296,6 +323,25 @@ class Method(nn.Module, ABC):
     @abstractmethod
     def export(self) -> nn.Module:
         """The plain module used at test time (image in, logits out)."""
+
+    def validation_step(self, batch: Batch) -> dict[str, Tensor]:
+        """The training objective on a validation batch: ``{"loss": scalar, "logits": [B, K], ...}``.
+
+        Model selection minimises its mean over the validation split (the ISNet authors'
+        rule: the checkpoint with the lowest in-distribution validation loss, the loss being
+        the one the model is trained on). Called in eval mode with gradients enabled (heatmap
+        and input-gradient terms need them); nothing is back-propagated. The default calls
+        :meth:`training_step`; a method whose training step changes its own state (step
+        counters, warm-up phases) overrides this with the same objective and no side effects.
+        """
+        return self.training_step(batch)
+
+    @property
+    def selectable(self) -> bool:
+        """Whether the current weights may become the run's selected model. ``False`` while a
+        method is in a preliminary phase whose weights it discards (e.g. ISNet's C1/C2
+        calibration, after which it retrains from scratch)."""
+        return True
 
     def predict(self, images: Tensor) -> Tensor:
         """Logits ``[B, K]`` for images ``[B, C, H, W]``."""

@@ -191,6 +191,9 @@ class _SilentRunDir(RunDir):
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         pass
 
+    def write_best(self, state: dict[str, Any]) -> None:
+        pass
+
     def mark_done(self, status: str, reason: str | None = None, keep_checkpoint: bool = False) -> None:
         pass
 

@@ -6,6 +6,8 @@ Layout of a run folder::
     provenance.json    git commit, package versions, device, data checksum, start time
     metrics.jsonl      one line per finished epoch
     checkpoint.pt      last finished epoch (model, optimiser, RNG state) for resuming
+    best.pt            weights of the validation-selected epoch so far (removed with
+                       checkpoint.pt when the run is done)
     predictions/<split>.npz   labels, logits, groups, index of every test image
     explanations.json  explanation metrics per split and explainer
     explanations.npz   per-image explanation scores and a small heatmap gallery
@@ -123,6 +125,10 @@ class RunDir:
     def checkpoint_path(self) -> Path:
         return self.path / "checkpoint.pt"
 
+    @property
+    def best_path(self) -> Path:
+        return self.path / "best.pt"
+
     def is_done(self) -> bool:
         """True for a complete, verified record (a damaged one raises CorruptRecordError)."""
         if not self.done_path.exists():
@@ -170,6 +176,21 @@ class RunDir:
         torch.save(state, buffer)
         atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
 
+    def write_best(self, state: dict[str, Any]) -> None:
+        """The selected epoch's ``{"epoch": int, "model": state_dict}`` (tensors only)."""
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.best_path, buffer.getvalue())
+
+    def read_best(self) -> dict[str, Any] | None:
+        import torch
+
+        if not self.best_path.exists():
+            return None
+        return torch.load(self.best_path, map_location="cpu", weights_only=True)
+
     def read_checkpoint(self) -> dict[str, Any] | None:
         import torch
 
@@ -188,6 +209,7 @@ class RunDir:
         marker = {"status": status, "reason": reason, "files": {name: _sha256(self.path / name) for name in files}}
         if not keep_checkpoint:
             self.checkpoint_path.unlink(missing_ok=True)
+            self.best_path.unlink(missing_ok=True)
         atomic_write_json(self.done_path, marker)
 
     # -- reading

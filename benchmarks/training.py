@@ -1,9 +1,18 @@
-"""Train one run: build data and method, train with per-epoch checkpoints, predict every
-test split, measure explanations, and write the record.
+"""Train one run: build data and method, train with per-epoch checkpoints, keep the
+validation-selected weights, predict every test split with them, measure explanations, and
+write the record.
+
+Model selection is one rule for every method (the ISNet authors' rule): after each epoch
+the method's training objective is averaged over the in-distribution validation split
+(``Method.validation_step``), and the weights of the epoch with the lowest value, among the
+epochs whose weights are ``selectable``, are the ones evaluated. Test splits are only ever
+read by that final evaluation.
 
 A run is deterministic given its configuration: the data order of epoch ``e`` comes from a
 generator seeded by ``(seed, e)`` and the torch RNG state is checkpointed, so a run killed
-after epoch ``e`` and resumed ends with the same weights as one that never stopped.
+after epoch ``e`` and resumed ends with the same weights as one that never stopped; the
+selected weights are written (``best.pt``) before the epoch's checkpoint, so they survive
+a kill too.
 """
 
 from __future__ import annotations
@@ -120,6 +129,42 @@ def predict_split(method: Method, split: Dataset, batch_size: int, device: torch
     }
 
 
+SELECTION_RULE = ("lowest mean validation loss (the method's training objective on the in-distribution "
+                  "validation split) among the epochs whose weights are selectable")
+
+
+def validate(method: Method, split: Dataset, batch_size: int, device: torch.device) -> dict[str, float]:
+    """Mean of every scalar term of ``method.validation_step`` over ``split`` (``val_loss`` is
+    the objective), plus ``val_accuracy`` and ``val_cross_entropy`` of its logits."""
+    method.eval()
+    sums: dict[str, float] = {}
+    correct, total, ce = 0, 0, 0.0
+    with torch.enable_grad():
+        for batch in iterate_batches(split, batch_size, shuffle_seed=None):
+            batch = batch.to(device)
+            out = method.validation_step(batch)
+            n = len(batch.labels)
+            for key, value in out.items():
+                if key != "logits" and value.numel() == 1:
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * n
+            logits = out["logits"].detach().float()
+            correct += int((logits.argmax(1) == batch.labels).sum())
+            ce += float(torch.nn.functional.cross_entropy(logits, batch.labels, reduction="sum"))
+            total += n
+            del out
+    metrics = {f"val_{k}": v / total for k, v in sums.items()}
+    metrics["val_accuracy"] = correct / total
+    metrics["val_cross_entropy"] = ce / total
+    return metrics
+
+
+def best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch the selection rule picks (ties: the earlier epoch); ``None`` when no epoch is
+    selectable or no validation loss is finite."""
+    candidates = [e for e in epochs if e.get("selectable", True) and math.isfinite(e["val_loss"])]
+    return min(candidates, key=lambda e: (e["val_loss"], e["epoch"])) if candidates else None
+
+
 def _accuracy_and_loss(pred: dict[str, np.ndarray]) -> tuple[float, float]:
     logits = torch.from_numpy(pred["logits"])
     labels = torch.from_numpy(pred["labels"]).long()
@@ -210,15 +255,17 @@ def train_run(
                 steps += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
-            val_acc, val_loss = _accuracy_and_loss(predict_split(method, bundle.val, profile.batch_size, device))
             epochs.append({
                 "epoch": epoch,
                 **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
-                "val_accuracy": val_acc,
-                "val_loss": val_loss,
+                **validate(method, bundle.val, profile.batch_size, device),
+                "selectable": bool(method.selectable),
                 "seconds": time.perf_counter() - started,
             })
             run.write_epochs(epochs)
+            selected = best_epoch(epochs)
+            if selected is not None and selected["epoch"] == epoch:  # saved before the checkpoint: survives a kill
+                run.write_best({"epoch": epoch, "model": method.state_dict()})
             run.write_checkpoint({
                 "config": task.config,
                 "model": method.state_dict(),
@@ -247,8 +294,11 @@ def _evaluate(
     device: torch.device,
     epochs: list[dict[str, Any]],
 ) -> None:
-    """Predict every test split, measure explanations, then write the summary and ``done``."""
-    summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {}}
+    """Load the selected weights, predict every test split, measure explanations, then write
+    the summary and ``done``."""
+    selection = _select(run, method, epochs)
+    summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {},
+                               "selection": selection}
     for name in experiment.test_splits:
         split = bundle.tests[name]
         started = time.perf_counter()
@@ -257,12 +307,39 @@ def _evaluate(
         run.write_predictions(name, pred)
         accuracy, loss = _accuracy_and_loss(pred)
         summary["splits"][name] = {"accuracy": accuracy, "loss": loss, "n": len(split), "inference_seconds": seconds}
-    summary["val_accuracy"] = epochs[-1]["val_accuracy"] if epochs else float("nan")
+    chosen = epochs[selection["selected_epoch"]] if epochs else {}
+    summary["val_accuracy"] = chosen.get("val_accuracy", float("nan"))
+    summary["val_loss"] = chosen.get("val_loss", float("nan"))
     record, arrays = explanation_record(method, bundle, experiment.test_splits, task.profile, device)
     run.write_json("explanations.json", record)
     run.write_arrays("explanations.npz", arrays)
     run.write_json("summary.json", summary)
     run.mark_done("ok")
+
+
+def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Load the weights the selection rule picks into ``method``; returns what the record says
+    of the choice (the last epoch's validation metrics too). When no epoch is selectable the
+    last epoch's weights stay and the record says why."""
+    last = epochs[-1] if epochs else {}
+    selection: dict[str, Any] = {
+        "rule": SELECTION_RULE,
+        "epochs": len(epochs),
+        "last_epoch": last.get("epoch"),
+        "last_val_loss": last.get("val_loss"),
+        "last_val_accuracy": last.get("val_accuracy"),
+    }
+    chosen = best_epoch(epochs)
+    if chosen is None:
+        return {**selection, "selected_epoch": last.get("epoch"), "fallback": "no selectable epoch with a finite "
+                "validation loss: the last epoch's weights are evaluated"}
+    if chosen["epoch"] != last.get("epoch"):
+        saved = run.read_best()
+        if saved is None or saved["epoch"] != chosen["epoch"]:
+            raise RuntimeError(f"{run.path}: best.pt does not hold the selected epoch {chosen['epoch']}")
+        method.load_state_dict(saved["model"])
+    return {**selection, "selected_epoch": chosen["epoch"], "selected_val_loss": chosen["val_loss"],
+            "selected_val_accuracy": chosen["val_accuracy"]}
 
 
 def profile_settings(profile: ExperimentProfile) -> dict[str, Any]:

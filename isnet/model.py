@@ -147,15 +147,18 @@ class ISNet(nn.Module):
         return maps
 
     # ------------------------------------------------------------------ training forward
-    def forward(self, x: Tensor, masks: Tensor | None = None, labels: Tensor | None = None):
+    def forward(self, x: Tensor, masks: Tensor | None = None, labels: Tensor | None = None,
+                create_graph: bool = True):
         """Without ``masks``: the backbone's logits. With ``masks`` (``[B, 1, H, W]``): a dict
         with ``logits``, ``heatmap_loss`` and its ``background`` / ``foreground`` terms (per
         group for ``dual``, per layer with LDS), ``nonfinite`` and, when ``labels`` are given,
-        ``ce`` and the total ``loss = (1 - P) * ce + P * heatmap_loss``.
+        ``ce`` and the total ``loss = (1 - P) * ce + P * heatmap_loss``. ``create_graph=False``
+        evaluates the same loss without the second-order graph (validation: cheaper, and
+        the heatmap term then carries no gradient).
         """
         if masks is None:
             return self.backbone(x)
-        logits, maps = self.heatmaps(x, labels)
+        logits, maps = self.heatmaps(x, labels, create_graph=create_graph)
         out: dict[str, Tensor] = {"logits": logits}
         group_losses, bgs, fgs, bad = [], [], [], 0
         for name, layer_maps in maps.items():

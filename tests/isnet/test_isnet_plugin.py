@@ -1,4 +1,4 @@
-"""The ISNet variants as benchmark methods: contract, C1/C2 warm-up, optimiser choice, state."""
+"""The ISNet variants as benchmark methods: contract, C1/C2 calibration, optimiser choice, state."""
 
 from __future__ import annotations
 
@@ -34,18 +34,26 @@ def test_all_variants_registered_with_paper_defaults():
         spec = cls.spec
         assert spec.needs_masks
         d = spec.defaults
-        assert (d["P"], d["d"], d["E"], d["w1"], d["w2"], d["epsilon"], d["grad_clip"]) == ("auto", 0.9, 1.0, 1.0,
+        assert (d["P"], d["d"], d["E"], d["w1"], d["w2"], d["epsilon"], d["grad_clip"]) == (0.7, 0.9, 1.0, 1.0,
                                                                                              3.0, 0.01, 1.0)
+        assert d["tune_restart"] is True
         assert set(spec.search_space) <= set(d)
         assert spec.search_space["P"] == [0.3, 0.5, 0.7, 0.9]
 
 
-def test_P_auto_is_the_papers_value_at_paper_scale_and_lower_on_short_schedules():
-    resolve_P = iv.resolve_P
-    assert resolve_P("auto", "paper") == 0.7
-    assert resolve_P("auto", "cpu") == resolve_P("auto", "smoke") == 0.3
-    assert resolve_P(0.5, "paper") == resolve_P("0.5", "cpu") == 0.5
-    assert CLASSES["isnet"](context()).isnet.P == 0.3
+def test_P_is_the_authors_value_at_every_profile():
+    for scale in ("smoke", "cpu", "paper"):
+        assert CLASSES["isnet"](context(scale)).isnet.P == 0.7
+    assert CLASSES["isnet"](context(), P=0.5).isnet.P == 0.5
+
+
+def test_roles_and_extended_grid():
+    assert CLASSES["isnet"].spec.role == "reference"
+    for name in NAMES[1:]:
+        assert CLASSES[name].spec.role == "reference_variant"
+    assert CLASSES["isnet_grad_input"].spec.extended
+    assert not any(CLASSES[name].spec.extended for name in NAMES[:-1])
+    assert CLASSES["isnet_selective"].spec.defaults["selective_class"] == "predicted"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -81,31 +89,68 @@ def test_masks_are_required():
         method.training_step(Batch(b.images, b.labels, None, b.groups))
 
 
-@pytest.mark.parametrize("name", ["isnet_selective", "isnet_dual"])
-def test_warmup_tunes_constants_then_starts_heatmap_loss(name):
-    torch.manual_seed(0)
-    method = CLASSES[name](context("cpu"), tune_steps=4, tune_restart=True)
-    opt = method.configure_optimizer()
-    b = batch()
-    keys = []
-    for _ in range(6):
+def _train_epoch(method, opt, b, epoch, steps=2):
+    method.on_epoch_start(epoch)
+    seen = []
+    for _ in range(steps):
         out = method.training_step(b)
-        keys.append("heatmap_loss" in out)
+        seen.append("heatmap_loss" in out)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-    assert keys == [False] * 4 + [True] * 2
+    return seen
+
+
+@pytest.mark.parametrize("name", ["isnet_selective", "isnet_dual"])
+def test_calibration_epochs_tune_constants_then_retrain_from_scratch(name):
+    torch.manual_seed(0)
+    method = CLASSES[name](context("cpu"), tune_epochs=2)
+    opt = method.configure_optimizer()
+    b = batch()
+    assert _train_epoch(method, opt, b, 0) == [False, False] and not method.selectable
+    assert _train_epoch(method, opt, b, 1) == [False, False] and not method.selectable
+    assert all(s.totals()[0] > 0 for s in method.stats.values())  # measured during the last calibration epoch
+    torch.manual_seed(5)
+    fresh = [p.detach().clone() for p in CLASSES[name](context("cpu")).parameters()]
+    torch.manual_seed(5)
+    method.on_epoch_start(2)  # calibration ends: constants set, weights re-initialised
+    assert all(torch.equal(p, q) for p, q in zip(method.parameters(), fresh, strict=True))
+    assert not opt.state
+    assert method.selectable
+    assert _train_epoch(method, opt, b, 2) == [True, True]
     for c1, c2 in method.isnet.constants.values():
         assert (c1, c2) != (iv.NATURE_C1, iv.NATURE_C2) and 0 < c1 <= c2
     assert len(method.isnet.constants) == (2 if name == "isnet_dual" else 1)
-    state = method.extra_state()
-    clone = CLASSES[name](context("cpu"), tune_steps=4)
-    clone.load_extra_state(state)
-    assert clone.step == 6 and clone.isnet.constants == method.isnet.constants
+    clone = CLASSES[name](context("cpu"), tune_epochs=2)
+    clone.load_extra_state(method.extra_state())
+    clone.on_epoch_start(3)  # a resumed run past calibration keeps the tuned constants
+    assert clone.isnet.constants == method.isnet.constants and clone.selectable
+
+
+@pytest.mark.parametrize("name", ["isnet", "isnet_selective"])
+def test_validation_step_is_the_objective_without_side_effects(name):
+    torch.manual_seed(0)
+    method = CLASSES[name](context("cpu"), tune_epochs=0)
+    method.eval()
+    b = batch()
+    before = [p.detach().clone() for p in method.parameters()]
+    torch.manual_seed(3)
+    val = method.validation_step(b)
+    torch.manual_seed(3)
+    train = method.training_step(b)
+    assert torch.allclose(val["loss"], train["loss"])
+    assert not val["heatmap_loss"].requires_grad and train["heatmap_loss"].requires_grad  # no second-order graph
+    assert all(torch.equal(p, q) for p, q in zip(method.parameters(), before, strict=True))
+
+
+def test_calibration_defaults_by_scale():
+    assert CLASSES["isnet"](context("smoke")).tune_epochs == 0
+    assert CLASSES["isnet"](context("cpu")).tune_epochs == 1
+    assert CLASSES["isnet"](context("paper")).tune_epochs == 5
 
 
 def test_given_constants_and_sgd():
     method = CLASSES["isnet"](context("paper"), C1=2.0, C2=30.0)
-    assert method.tune_steps == 0 and method.isnet.constants["heatmap"] == (2.0, 30.0)
+    assert method.tune_epochs == 0 and method.isnet.constants["heatmap"] == (2.0, 30.0)
     opt = method.configure_optimizer()
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.99
