@@ -214,8 +214,9 @@ def train_run(
         epochs = checkpoint["epochs"]
     else:
         splits = {"test_splits": experiment.test_splits, "id_split": experiment.id_split,
-                  "shift_splits": experiment.shift_splits}
-        run.write_json("config.json", {**task.config, "experiment_profile": profile_settings(profile), **splits})
+                  "shift_splits": experiment.shift_splits, "experiment_tags": sorted(experiment.tags)}
+        run.write_json("config.json", {**task.config, "experiment_profile": profile_settings(profile), **splits,
+                                       "role": method_spec.role, "selection_rule": SELECTION_RULE})
         run.write_json("provenance.json", {**provenance.collect(device, bundle.checksum), **distributed.describe()})
     distributed.start_run(method, len(epochs), task.seed)
 
