@@ -87,8 +87,8 @@ def _data_root(value: Path | None, required: bool) -> Path | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from benchmarks.data.real import COLLECTIONS, load_collection
-    from benchmarks.data.real.common import subsample
     from benchmarks.data.real.segmenter import train_segmenter
+    from benchmarks.data.real.splitting import subsample
 
     root = _data_root(args.data_root, required=not args.folder)
     names = args.collections

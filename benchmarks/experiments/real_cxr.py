@@ -21,16 +21,21 @@ tb_real (normal / tuberculosis)
 Training sources are split 70 / 10 / 20 into train / val / in-distribution test at patient
 level (COVID-QU-Ex keeps its official Train / Val / Test split); external sources are used
 whole as the external test. Training images without a lung mask are dropped unless masks
-were predicted into ``predicted-masks/<source>/`` with ``python -m benchmarks masks predict``.
+were predicted into ``predicted-masks/<source>/`` with ``python -m benchmarks masks predict``;
+masks that do not look like lung masks are refused (:mod:`benchmarks.data.real.mask_check`)
+unless ``ISNET_BENCHMARKS_ACCEPT_ODD_MASKS=1``. When the data root cannot serve an
+experiment, its ``unavailable`` check says why in one line, before any run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.api import DataBundle, ExperimentProfile, register_experiment
 from benchmarks.data.real import COLLECTIONS, folder
-from benchmarks.data.real.bundle import Source, build_real_bundle
+from benchmarks.data.real.bundle import build_real_bundle
+from benchmarks.data.real.sources import Source, data_problem
 
 COVID_CLASSES = ("normal", "pneumonia", "covid19")
 TB_CLASSES = ("normal", "tuberculosis")
@@ -63,6 +68,17 @@ TB_SOURCES = (
 )
 
 
+def _missing(sources: tuple[Source, ...], card: str) -> Callable[[Path], str | None]:
+    """The experiments' ``unavailable`` check: one line saying why the data root cannot
+    serve ``sources`` (the full layout is in ``card`` and in the builder's error)."""
+
+    def missing(cache_dir: Path) -> str | None:
+        problem = data_problem(sources)
+        return None if problem is None else f"{problem}; expected layout: {card}"
+
+    return missing
+
+
 def _profiles(cpu_cap: int) -> dict[str, ExperimentProfile]:
     return {
         "smoke": ExperimentProfile("tiny_cnn", 32, epochs=1, batch_size=8, data={"max_per_class": 12}),
@@ -79,6 +95,7 @@ def _profiles(cpu_cap: int) -> dict[str, ExperimentProfile]:
     profiles=_profiles(cpu_cap=400),
     summary="COVID-19 / normal / pneumonia on real CXRs: train COVID-QU-Ex (+ Cohen), external BrixIA (+ your own)",
     tags=(*TAGS, "covid"),
+    unavailable=_missing(COVID_SOURCES, "datasets/covid_real.md"),
 )
 def covid_real(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBundle:
     return build_real_bundle("covid_real", COVID_SOURCES, COVID_CLASSES, profile, seed, cache_dir)
@@ -92,6 +109,7 @@ def covid_real(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBu
     profiles=_profiles(cpu_cap=300),
     summary="Tuberculosis / normal on real CXRs: train Shenzhen (+ TBX11K minus overlaps), external Montgomery",
     tags=(*TAGS, "tb"),
+    unavailable=_missing(TB_SOURCES, "datasets/tb_real.md"),
 )
 def tb_real(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBundle:
     return build_real_bundle("tb_real", TB_SOURCES, TB_CLASSES, profile, seed, cache_dir)

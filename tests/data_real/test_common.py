@@ -10,15 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data.real import BadImageError, EmptyMaskError, Record, build_tensors, common, read_image, read_mask
-from benchmarks.data.real.common import (
-    UnknownClassError,
-    canonical_class,
-    check_patient_disjoint,
-    near_duplicates,
-    patient_split,
-    subsample,
-)
+from benchmarks.data.real import BadImageError, EmptyMaskError, Record, build_tensors, preprocess, read_image, read_mask
+from benchmarks.data.real.duplicates import near_duplicates
+from benchmarks.data.real.records import UnknownClassError, canonical_class
+from benchmarks.data.real.splitting import check_patient_disjoint, patient_split, subsample
 
 from .trees import cxr, lungs, save
 
@@ -99,7 +94,7 @@ def test_build_tensors_shapes_and_cache_reuse(tmp_path: Path, monkeypatch: pytes
     def boom(ref):  # noqa: ANN001, ANN202
         raise AssertionError("the second build must come from the cache")
 
-    monkeypatch.setattr(common, "read_image", boom)
+    monkeypatch.setattr(preprocess, "read_image", boom)
     again, key2 = build_tensors(recs, 16, cache, "unit")
     assert key2 == key and torch.equal(again["images"], tensors["images"])
     # a changed source file changes the key
@@ -154,7 +149,7 @@ def test_subsample_caps_cells_by_patient() -> None:
 
 
 def test_near_duplicates_find_resized_copies_only() -> None:
-    from benchmarks.data.real.common import resize_image
+    from benchmarks.data.real.images import resize_image
 
     originals = [cxr(64) for _ in range(8)]
     copy = np.asarray(Image.fromarray(originals[3]).resize((48, 48), Image.Resampling.BILINEAR))

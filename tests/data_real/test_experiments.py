@@ -83,7 +83,7 @@ def test_covid_real_protocol(covid_root: Path, tmp_path: Path) -> None:
 def test_covid_real_cohen_patients_stay_in_one_split(covid_root: Path, tmp_path: Path) -> None:
     from benchmarks.data.real import covid_chestxray
     from benchmarks.data.real.bundle import DEFAULT_FRACTIONS
-    from benchmarks.data.real.common import patient_split
+    from benchmarks.data.real.splitting import patient_split
 
     recs = covid_chestxray.load(covid_root / "covid-chestxray-dataset")
     for seed in range(5):

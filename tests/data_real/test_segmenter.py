@@ -113,7 +113,7 @@ def test_masks_command_train_then_predict(tmp_path: Path, monkeypatch: pytest.Mo
     written = sorted(p.name for p in (root / "predicted-masks" / "tbx11k").glob("*.png"))
     assert written == ["h0000_mask.png", "s0000_mask.png", "tb0000_mask.png"]
     # the loaders pick the predicted masks up
-    from benchmarks.data.real.common import mask_lookup
+    from benchmarks.data.real.records import mask_lookup
 
     recs = mask_lookup(load_collection("tbx11k", data_root=root), root / "predicted-masks" / "tbx11k")
     assert all(r.mask is not None for r in recs)

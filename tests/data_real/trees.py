@@ -229,3 +229,14 @@ def make_folder(root: Path, classes: dict[str, int], masks: str | None = "inside
             elif masks == "sibling":
                 save(root.parent / f"{root.name}_masks" / cls / f"{cls}_{i}_mask.png", lungs(size))
     return root
+
+
+# --------------------------------------------------------------------------- masks that are not masks
+def noise(h: int = 24, w: int | None = None, seed: int = 0) -> np.ndarray:
+    """Uniform 8-bit noise (what a corrupted or mis-generated mask file can hold)."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w or h)).astype(np.uint8)
+
+
+def qu_mask_files(root: Path) -> list[Path]:
+    """The lung-mask files of a COVID-QU-Ex tree (sorted)."""
+    return sorted(root.rglob("lung masks/*.png"))

@@ -16,9 +16,14 @@ tbx11k                    :mod:`.tbx11k` (COCO JSON)             normal, sick, t
 folder                    :mod:`.folder` (generic)               any canonical class
 ========================  =====================================  ==================
 
-Shared reading, resizing, splitting and caching live in :mod:`.common`; experiment assembly
-(train / external protocol, patient-level splits, overlap removal) in :mod:`.bundle`; the
-lung segmenter for collections without masks in :mod:`.segmenter`.
+Shared code, one purpose per module: :mod:`.records` (the record type and the rules every
+adapter shares), :mod:`.images` (reading and resizing images), :mod:`.masks` (reading lung
+masks), :mod:`.mask_check` (what a lung mask must look like), :mod:`.preprocess` (records to
+cached tensors), :mod:`.splitting` (patient-level splits), :mod:`.duplicates` (the same
+radiograph in two collections). Experiment assembly: :mod:`.sources` (the data root and each
+collection's role) and :mod:`.bundle` (the build steps: train / external protocol,
+patient-level splits, overlap removal); the lung segmenter for collections without masks in
+:mod:`.segmenter`.
 
 The data root of the experiments is the folder named by ``$ISNET_BENCHMARKS_DATA``, holding
 one sub-folder per collection, named as in :data:`COLLECTIONS` (``Collection.folder``).
@@ -31,20 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.data.real import brixia, covid_chestxray, covid_qu_ex, folder, montgomery, shenzhen, tbx11k
-from benchmarks.data.real.common import (
-    DATA_ENV,
-    BadImageError,
-    EmptyMaskError,
-    LayoutError,
-    Record,
-    UnknownClassError,
-    build_tensors,
-    check_patient_disjoint,
-    near_duplicates,
-    patient_split,
-    read_image,
-    read_mask,
-)
+from benchmarks.data.real.duplicates import near_duplicates
+from benchmarks.data.real.images import BadImageError, read_image
+from benchmarks.data.real.mask_check import OddMaskError
+from benchmarks.data.real.masks import EmptyMaskError, read_mask
+from benchmarks.data.real.preprocess import build_tensors
+from benchmarks.data.real.records import DATA_ENV, LayoutError, Record, UnknownClassError
+from benchmarks.data.real.splitting import check_patient_disjoint, patient_split
 
 __all__ = [
     "COLLECTIONS",
@@ -53,6 +51,7 @@ __all__ = [
     "Collection",
     "EmptyMaskError",
     "LayoutError",
+    "OddMaskError",
     "Record",
     "UnknownClassError",
     "build_tensors",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from benchmarks.data.real.common import LayoutError, Record, require_dir
+from benchmarks.data.real.records import LayoutError, Record, require_dir
 
 SOURCE = "brixia"
 FOLDER = "brixia"

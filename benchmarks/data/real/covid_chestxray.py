@@ -22,7 +22,7 @@ import importlib.util
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from benchmarks.data.real.common import ZIP_SEP, LayoutError, Record, require_dir, require_file
+from benchmarks.data.real.records import ZIP_SEP, LayoutError, Record, require_dir, require_file
 
 SOURCE = "covid-chestxray-dataset"
 FOLDER = "covid-chestxray-dataset"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.data.real.common import LayoutError, Record, UnknownClassError, list_images, require_dir
+from benchmarks.data.real.records import LayoutError, Record, UnknownClassError, list_images, require_dir
 
 SOURCE = "covid-qu-ex"
 FOLDER = "covid-qu-ex"

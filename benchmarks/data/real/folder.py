@@ -13,7 +13,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.data.real.common import LayoutError, Record, canonical_class, list_images, require_dir
+from benchmarks.data.real.records import LayoutError, Record, canonical_class, list_images, require_dir
 
 LAYOUT = """\
 <root>/

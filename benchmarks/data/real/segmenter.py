@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,11 @@ from PIL import Image
 from torch import Tensor
 
 from benchmarks.architectures import UNet
-from benchmarks.data.real.common import BadImageError, Record, build_tensors, patient_split, read_image
+from benchmarks.data.real.images import BadImageError, read_image
+from benchmarks.data.real.mask_check import mask_problems, measure_mask, odd_masks, refuse_odd_masks
+from benchmarks.data.real.preprocess import build_tensors
+from benchmarks.data.real.records import Record
+from benchmarks.data.real.splitting import patient_split
 from benchmarks.store import atomic_write_bytes
 
 FORMAT = "isnet-benchmarks-lung-unet/1"
@@ -59,6 +64,75 @@ def _save(payload: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+@dataclass(frozen=True)
+class SegmentationData:
+    """The usable mask-bearing images (``uint8 [N, 1, S, S]``), their 0/1 masks, the
+    patient-level train / val indices, their records and the preprocessing cache key."""
+
+    records: list[Record]
+    images: Tensor
+    masks: Tensor
+    train: Tensor
+    val: Tensor
+    key: str
+
+
+def segmentation_data(
+    records: Sequence[Record],
+    image_size: int,
+    cache_dir: Path | str | None,
+    on_bad: str,
+    val_fraction: float,
+    seed: int,
+) -> SegmentationData:
+    """The records with a mask read into tensors (odd masks refused, see
+    :func:`~.mask_check.refuse_odd_masks`) and split by patient; without a validation share
+    the training images validate."""
+    masked = [r for r in records if r.mask is not None]
+    if len(masked) < 2:
+        raise ValueError(f"need at least 2 images with lung masks to train the segmenter, got {len(masked)}")
+    tensors, key = build_tensors(masked, image_size, cache_dir, "segmenter", on_bad=on_bad)
+    refuse_odd_masks("masks train", odd_masks(masked, tensors["mask_stats"]))
+    usable = torch.nonzero(tensors["has_mask"] & (tensors["status"] == 0)).flatten().tolist()
+    masked = [masked[i] for i in usable]
+    fractions = {"train": 1.0 - val_fraction, "val": val_fraction} if val_fraction > 0 else {"train": 1.0}
+    split = patient_split([r.with_mask(None) for r in masked], fractions, seed)
+    tr = torch.tensor([i for i, s in enumerate(split) if s == "train"], dtype=torch.long)
+    va = torch.tensor([i for i, s in enumerate(split) if s == "val"], dtype=torch.long)
+    return SegmentationData(masked, tensors["images"][usable], tensors["masks"][usable], tr, va if len(va) else tr, key)
+
+
+def _train_epoch(
+    model: UNet,
+    opt: torch.optim.Optimizer,
+    data: SegmentationData,
+    batch_size: int,
+    gen: torch.Generator,
+    device: torch.device,
+    steps_left: int | None,
+) -> list[float]:
+    """One pass over the training images in a ``gen``-drawn order (BCE + soft-Dice loss,
+    augmented exposure), stopping after ``steps_left`` steps; returns the step losses."""
+    model.train()
+    order = data.train[torch.randperm(len(data.train), generator=gen)]
+    losses: list[float] = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) < 2 and len(order) >= 2:
+            continue  # BatchNorm needs more than one image
+        x = _augment(data.images[idx].float().div(255), gen).to(device)
+        y = data.masks[idx].float().to(device)
+        logits = model(x)
+        loss = F.binary_cross_entropy_with_logits(logits, y) + (1 - dice_score(logits, y)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if steps_left is not None and len(losses) >= steps_left:
+            break
+    return losses
+
+
 def train_segmenter(
     records: Sequence[Record],
     out_path: Path | str,
@@ -76,65 +150,34 @@ def train_segmenter(
     on_bad: str = "error",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train a lung U-Net on the records that have a mask and save it to ``out_path``.
+    """Train a lung U-Net on the records that have a mask and save it to ``out_path``, the
+    epoch of best validation Dice kept.
 
     Returns a summary (images used, best validation Dice, steps, path). ``max_steps`` caps
-    the optimisation steps (for tests and quick runs).
+    the optimisation steps (for tests and quick runs). Masks that do not look like lung
+    masks are refused (:func:`~.mask_check.refuse_odd_masks`).
     """
     factor = 2 ** (len(widths) - 1)
     if image_size % factor:
         raise ValueError(f"image_size {image_size} must be divisible by {factor} for a {len(widths)}-level U-Net")
-    masked = [r for r in records if r.mask is not None]
-    if len(masked) < 2:
-        raise ValueError(f"need at least 2 images with lung masks to train the segmenter, got {len(masked)}")
-    tensors, key = build_tensors(masked, image_size, cache_dir, "segmenter", on_bad=on_bad)
-    usable = torch.nonzero(tensors["has_mask"] & (tensors["status"] == 0)).flatten().tolist()
-    masked = [masked[i] for i in usable]
-    images, masks = tensors["images"][usable], tensors["masks"][usable]
-    fractions = {"train": 1.0 - val_fraction, "val": val_fraction} if val_fraction > 0 else {"train": 1.0}
-    split = patient_split([r.with_mask(None) for r in masked], fractions, seed)
-    tr = torch.tensor([i for i, s in enumerate(split) if s == "train"], dtype=torch.long)
-    va = torch.tensor([i for i, s in enumerate(split) if s == "val"], dtype=torch.long)
-    if len(va) == 0:
-        va = tr
-
+    data = segmentation_data(records, image_size, cache_dir, on_bad, val_fraction, seed)
     dev = _device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = UNet(1, 1, tuple(widths)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    best = {"dice": -1.0, "state": None, "epoch": -1}
+    best: dict[str, Any] = {"dice": -1.0, "state": None, "epoch": -1}
     step = 0
     for epoch in range(epochs):
-        model.train()
-        order = tr[torch.randperm(len(tr), generator=gen)]
-        losses = []
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            if len(idx) < 2 and len(order) >= 2:
-                continue  # BatchNorm needs more than one image
-            x = _augment(images[idx].float().div(255), gen).to(dev)
-            y = masks[idx].float().to(dev)
-            logits = model(x)
-            loss = F.binary_cross_entropy_with_logits(logits, y) + (1 - dice_score(logits, y)).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if max_steps is not None and step >= max_steps:
-                break
-        dice = evaluate(model, images[va], masks[va], batch_size, dev)
+        losses = _train_epoch(model, opt, data, batch_size, gen, dev, None if max_steps is None else max_steps - step)
+        step += len(losses)
+        dice = evaluate(model, data.images[data.val], data.masks[data.val], batch_size, dev)
         log(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses) if losses else float('nan'):.4f}, val Dice {dice:.4f}")
         if dice > best["dice"]:
-            best = {
-                "dice": dice,
-                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                "epoch": epoch,
-            }
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best = {"dice": dice, "state": state, "epoch": epoch}
         if max_steps is not None and step >= max_steps:
             break
-    sources = sorted({r.source for r in masked})
     payload = {
         "format": FORMAT,
         "state_dict": best["state"],
@@ -142,10 +185,10 @@ def train_segmenter(
         "image_size": image_size,
         "val_dice": float(best["dice"]),
         "epoch": int(best["epoch"]),
-        "sources": sources,
-        "n_train": len(tr),
-        "n_val": len(va),
-        "data_checksum": key,
+        "sources": sorted({r.source for r in data.records}),
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "data_checksum": data.key,
     }
     out_path = Path(out_path)
     _save(payload, out_path)
@@ -202,7 +245,61 @@ def mask_path(out_dir: Path | str, record: Record) -> Path:
     return Path(out_dir) / f"{record.stem}_mask.png"
 
 
+def _check_stems(records: Sequence[Record]) -> None:
+    """``ValueError`` when two images share a stem (their masks would share a file name)."""
+    stems: dict[str, str] = {}
+    for r in records:
+        if r.stem in stems and stems[r.stem] != r.image:
+            raise ValueError(
+                f"two images share the stem {r.stem!r}: {stems[r.stem]} and {r.image}; "
+                "predict them into separate folders"
+            )
+        stems[r.stem] = r.image
+
+
+def _read_images(records: Sequence[Record], skip_bad: bool, counts: dict[str, int]) -> list[tuple[Record, np.ndarray]]:
+    """The readable records with their images; unreadable ones raise, or are counted as
+    ``bad_image`` when ``skip_bad``."""
+    out = []
+    for rec in records:
+        try:
+            out.append((rec, read_image(rec.image)))
+        except BadImageError:
+            if not skip_bad:
+                raise
+            counts["bad_image"] += 1
+    return out
+
+
 @torch.no_grad()
+def _predict(model: UNet, arrays: Sequence[np.ndarray], size: int, threshold: float) -> list[np.ndarray]:
+    """Post-processed boolean lung masks at each image's own size."""
+    dev = next(model.parameters()).device
+    x = torch.stack(
+        [torch.from_numpy(np.array(Image.fromarray(a).resize((size, size), Image.Resampling.BILINEAR))) for a in arrays]
+    )
+    prob = torch.sigmoid(model(x[:, None].float().div(255).to(dev))).cpu()
+    out = []
+    for arr, p in zip(arrays, prob, strict=True):
+        full = F.interpolate(p[None], size=arr.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+        out.append(postprocess(full >= threshold))
+    return out
+
+
+def _write_mask(mask: np.ndarray, path: Path, counts: dict[str, int], log: Callable[[str], None]) -> None:
+    """Write a non-empty mask as 0 / 255 (an empty one is only counted), and count and log
+    one that does not look like a lung mask."""
+    if not mask.any():
+        counts["empty_prediction"] += 1
+        return
+    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+    counts["written"] += 1
+    problems = mask_problems(measure_mask([mask], mask))
+    if problems:
+        counts["implausible"] += 1
+        log(f"{path}: does not look like a lung mask ({'; '.join(problems)})")
+
+
 def predict_masks(
     model_path: Path | str,
     records: Sequence[Record],
@@ -220,64 +317,30 @@ def predict_masks(
 
     ``only_missing`` skips records that already have a mask; existing files are kept unless
     ``overwrite``. An empty prediction writes no file (an empty mask would be refused by the
-    loaders) and is counted. Two images with one stem raise ``ValueError`` before any work.
-    Returns counts: ``written``, ``kept_existing``, ``has_mask``, ``empty_prediction``,
-    ``bad_image``.
+    loaders) and is counted. A written mask that does not look like a lung mask
+    (:func:`~.mask_check.mask_problems`; the experiments refuse it unless accepted) is
+    counted as ``implausible`` and named in the log. Two images with one stem raise
+    ``ValueError`` before any work. Returns counts: ``written``, ``kept_existing``,
+    ``has_mask``, ``empty_prediction``, ``implausible``, ``bad_image``.
     """
     todo = [r for r in records if not (only_missing and r.mask is not None)]
-    counts = {
-        "written": 0,
-        "kept_existing": 0,
-        "has_mask": len(records) - len(todo),
-        "empty_prediction": 0,
-        "bad_image": 0,
-    }
-    stems: dict[str, str] = {}
-    for r in todo:
-        if r.stem in stems and stems[r.stem] != r.image:
-            raise ValueError(
-                f"two images share the stem {r.stem!r}: {stems[r.stem]} and {r.image}; "
-                "predict them into separate folders"
-            )
-        stems[r.stem] = r.image
+    counts = dict.fromkeys(("written", "kept_existing", "has_mask", "empty_prediction", "implausible", "bad_image"), 0)
+    counts["has_mask"] = len(records) - len(todo)
+    _check_stems(todo)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not overwrite:
-        kept = [r for r in todo if mask_path(out_dir, r).is_file()]
-        counts["kept_existing"] = len(kept)
+        counts["kept_existing"] = sum(mask_path(out_dir, r).is_file() for r in todo)
         todo = [r for r in todo if not mask_path(out_dir, r).is_file()]
     if not todo:
         return counts
     model, meta = load_segmenter(model_path, device)
-    dev = next(model.parameters()).device
-    size = int(meta["image_size"])
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        arrays, keep = [], []
-        for rec in chunk:
-            try:
-                arrays.append(read_image(rec.image))
-                keep.append(rec)
-            except BadImageError:
-                if not skip_bad:
-                    raise
-                counts["bad_image"] += 1
-        if not arrays:
+        readable = _read_images(todo[start : start + batch_size], skip_bad, counts)
+        if not readable:
             continue
-        x = torch.stack(
-            [
-                torch.from_numpy(np.array(Image.fromarray(a).resize((size, size), Image.Resampling.BILINEAR)))
-                for a in arrays
-            ]
-        )
-        prob = torch.sigmoid(model(x[:, None].float().div(255).to(dev))).cpu()
-        for rec, arr, p in zip(keep, arrays, prob, strict=True):
-            full = F.interpolate(p[None], size=arr.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
-            mask = postprocess(full >= threshold)
-            if not mask.any():
-                counts["empty_prediction"] += 1
-                continue
-            Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path(out_dir, rec))
-            counts["written"] += 1
+        masks = _predict(model, [arr for _, arr in readable], int(meta["image_size"]), threshold)
+        for (rec, _), mask in zip(readable, masks, strict=True):
+            _write_mask(mask, mask_path(out_dir, rec), counts, log)
         log(f"predicted {min(start + batch_size, len(todo))}/{len(todo)}")
     return counts

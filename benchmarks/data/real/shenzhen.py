@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmarks.data.real.common import LayoutError, Record, UnknownClassError, list_images, require_dir
+from benchmarks.data.real.records import LayoutError, Record, UnknownClassError, list_images, require_dir
 
 SOURCE = "shenzhen"
 FOLDER = "shenzhen"

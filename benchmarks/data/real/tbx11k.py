@@ -14,7 +14,7 @@ TBX11K's extra sets and later releases hold copies of public TB collections; whe
 Montgomery or Shenzhen are used in the same experiment, pass them in ``exclude`` to drop
 TBX11K images that carry their names (``MCUCXR_*`` / ``CHNCXR_*``, or an ``extra/``
 sub-folder named after them). Copies renamed beyond recognition are caught later by the
-experiment's content check (``common.near_duplicates``).
+experiment's content check (``duplicates.near_duplicates``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-from benchmarks.data.real.common import LayoutError, Record, UnknownClassError, require_dir
+from benchmarks.data.real.records import LayoutError, Record, UnknownClassError, require_dir
 
 SOURCE = "tbx11k"
 FOLDER = "tbx11k"
