@@ -1,7 +1,7 @@
-"""Masks that do not look like lung masks (noise, an X-ray in the mask folder, inverted,
-blank) are refused with every offending file named in one message, unless accepted
-deliberately; real-looking masks pass. Also: the experiments say cheaply why their data
-are missing."""
+"""Through the experiments: masks that do not look like lung masks (noise, an X-ray in the
+mask folder, inverted, blank, predicted) are refused with every offending file named in one
+message, unless accepted deliberately; real-looking masks pass. Also: the experiments say
+cheaply, in a line, why their data are missing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.data.real import Record, build_tensors, masks
-from benchmarks.data.real.mask_check import mask_problems, measure_mask
+from benchmarks.data.real import Record
 from benchmarks.data.real.segmenter import predict_masks, train_segmenter
 from benchmarks.experiments import real_cxr
 
@@ -80,62 +79,7 @@ def test_good_masks_pass_and_are_counted(covid_root: Path, tmp_path: Path) -> No
     assert checked["covid-chestxray-dataset"] > 0  # V7 masks with their 127-valued annotations pass
 
 
-def _problems(arr: np.ndarray) -> list[str]:
-    return mask_problems(measure_mask([arr], masks.binarise(arr)))
-
-
-def test_what_a_lung_mask_looks_like() -> None:
-    v7 = lungs(64, side="left")
-    v7[:6] = 127  # the V7 masks' other annotations: mid-grey, but few
-    for good in (
-        lungs(64),
-        lungs(64, side="right"),
-        (lungs(40) > 0).astype(np.uint8),
-        v7,
-        lungs(48).astype(np.uint16) * 257,
-    ):
-        assert _problems(good) == [], good.dtype
-    assert any("mid-grey" in p for p in _problems(noise(64)))
-    assert any("mid-grey" in p for p in _problems(cxr(64)))
-    speckle = (noise(64) > 127).astype(np.uint8) * 255  # black and white, but no regions
-    assert [p for p in _problems(speckle) if "two largest regions" in p]
-    assert any("border" in p for p in _problems(255 - lungs(64)))
-    assert any("foreground covers 100% of the image" in p for p in _problems(np.full((32, 32), 255, np.uint8)))
-    dot = np.zeros((64, 64), np.uint8)
-    dot[30:32, 30:32] = 255
-    assert any("foreground covers 0% of the image" in p for p in _problems(dot))
-
-
-def test_a_sample_of_the_real_v7_lung_masks_passes() -> None:
-    import zipfile
-
-    from benchmarks.data.real.covid_chestxray import torchxrayvision_v7_zip
-
-    archive = torchxrayvision_v7_zip()
-    if archive is None:
-        pytest.skip("torchxrayvision (which ships the V7 lung masks) is not installed")
-    with zipfile.ZipFile(archive) as zf:
-        names = sorted(m for m in zf.namelist() if not m.endswith("/"))[::10]
-    checked = 0
-    for name in names:
-        arr = masks.read_mask_file(f"{archive}::{name}")
-        if arr.max() > 127:  # 82 of the 517 V7 masks are empty (refused as such elsewhere)
-            assert _problems(arr) == [], name
-            checked += 1
-    assert checked >= 40
-
-
-def test_measures_are_cached_with_the_tensors(tmp_path: Path) -> None:
-    img = save(tmp_path / "a.png", cxr(24))
-    good = Record(str(img), "normal", (str(save(tmp_path / "good.png", lungs(24))),), "s")
-    bad = Record(str(img), "normal", (str(save(tmp_path / "bad.png", noise(24))),), "s")
-    none = Record(str(img), "normal", None, "s")
-    tensors, _ = build_tensors([good, bad, none], 16, tmp_path / "cache", "unit")
-    stats = tensors["mask_stats"]
-    assert stats.shape == (3, 4) and stats[2].isnan().all()
-    assert mask_problems(stats[0].tolist()) == [] and mask_problems(stats[1].tolist())
-
-
+# --------------------------------------------------------------------------- the lung segmenter
 def test_segmenter_training_refuses_odd_masks(tmp_path: Path) -> None:
     recs = [
         Record(str(save(tmp_path / f"{i}.png", cxr(32))), "normal", (str(save(tmp_path / f"{i}_m.png", m)),), "s")
@@ -144,6 +88,24 @@ def test_segmenter_training_refuses_odd_masks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="1_m.png"):
         train_segmenter(recs, tmp_path / "s.pt", image_size=32, widths=(4, 8), epochs=1, log=lambda _: None)
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_predicted_masks_that_are_not_lung_like_are_counted(tmp_path: Path) -> None:
+    recs = [
+        Record(
+            str(save(tmp_path / f"{i}.png", cxr(32))), "normal", (str(save(tmp_path / f"{i}_m.png", lungs(32))),), "s"
+        )
+        for i in range(3)
+    ]
+    model = tmp_path / "s.pt"
+    train_segmenter(recs, model, image_size=32, widths=(4, 8), epochs=1, max_steps=1, device="cpu", log=lambda _: None)
+    lines: list[str] = []
+    # threshold 0 keeps every pixel: a mask covering the whole image, border included
+    counts = predict_masks(
+        model, recs, tmp_path / "pred", only_missing=False, threshold=0, device="cpu", log=lines.append
+    )
+    assert counts["written"] == 3 and counts["implausible"] == 3
+    assert sum("does not look like a lung mask" in line for line in lines) == 3
 
 
 # --------------------------------------------------------------------------- missing data, said once
@@ -172,21 +134,3 @@ def test_missing_external_source_is_told(covid_root: Path, tmp_path: Path) -> No
         shutil.rmtree(covid_root / folder, ignore_errors=True)
     reason = spec.missing_data(tmp_path)
     assert reason and "external" in reason and "brixia/" in reason and "covid-external/" in reason
-
-
-def test_predicted_masks_that_are_not_lung_like_are_counted(tmp_path: Path) -> None:
-    recs = [
-        Record(
-            str(save(tmp_path / f"{i}.png", cxr(32))), "normal", (str(save(tmp_path / f"{i}_m.png", lungs(32))),), "s"
-        )
-        for i in range(3)
-    ]
-    model = tmp_path / "s.pt"
-    train_segmenter(recs, model, image_size=32, widths=(4, 8), epochs=1, max_steps=1, device="cpu", log=lambda _: None)
-    lines: list[str] = []
-    # threshold 0 keeps every pixel: a mask covering the whole image, border included
-    counts = predict_masks(
-        model, recs, tmp_path / "pred", only_missing=False, threshold=0, device="cpu", log=lines.append
-    )
-    assert counts["written"] == 3 and counts["implausible"] == 3
-    assert sum("does not look like a lung mask" in line for line in lines) == 3
