@@ -122,7 +122,13 @@ class DataBundle:
 # --------------------------------------------------------------------------- experiments
 @dataclass(frozen=True)
 class ExperimentProfile:
-    """What one profile (smoke / cpu / paper) of an experiment uses."""
+    """What one profile (smoke / cpu / paper) of an experiment uses.
+
+    With ``min_epochs`` set, ``epochs`` is a maximum: a run stops as soon as it has trained
+    ``min_epochs`` epochs and its validation loss is no longer improving
+    (:func:`benchmarks.convergence.still_improving`, the rule the report's convergence
+    table applies); without it every run trains ``epochs`` epochs.
+    """
 
     backbone: str
     image_size: int
@@ -130,6 +136,7 @@ class ExperimentProfile:
     batch_size: int
     lr: float = 1e-3
     data: Mapping[str, Any] = field(default_factory=dict)
+    min_epochs: int | None = None
 
 
 @dataclass(frozen=True)

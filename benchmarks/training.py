@@ -42,6 +42,7 @@ from benchmarks.api import (
     TensorSplit,
 )
 from benchmarks.architectures import build_backbone
+from benchmarks.convergence import still_improving
 from benchmarks.explanations import explanation_record
 from benchmarks.store import RunDir, run_path
 
@@ -158,6 +159,12 @@ def validate(method: Method, split: Dataset, batch_size: int, device: torch.devi
     return metrics
 
 
+def stops_early(profile: ExperimentProfile, epochs: list[dict[str, Any]]) -> bool:
+    """Whether a run with these finished ``epochs`` has stopped improving (early stopping is
+    on when the profile sets ``min_epochs``)."""
+    return profile.min_epochs is not None and len(epochs) >= profile.min_epochs and not still_improving(epochs)
+
+
 def best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The epoch the selection rule picks (ties: the earlier epoch); ``None`` when no epoch is
     selectable or no validation loss is finite."""
@@ -232,6 +239,8 @@ def train_run(
     )
     try:
         for epoch in range(len(epochs), profile.epochs):
+            if stops_early(profile, epochs):
+                break
             started = time.perf_counter()
             method.on_epoch_start(epoch)
             method.train()
@@ -297,7 +306,7 @@ def _evaluate(
 ) -> None:
     """Load the selected weights, predict every test split, measure explanations, then write
     the summary and ``done``."""
-    selection = _select(run, method, epochs)
+    selection = _select(run, method, epochs, experiment.profile(task.profile).epochs)
     summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {},
                                "selection": selection}
     for name in experiment.test_splits:
@@ -318,10 +327,11 @@ def _evaluate(
     run.mark_done("ok")
 
 
-def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]]) -> dict[str, Any]:
+def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]], max_epochs: int) -> dict[str, Any]:
     """Load the weights the selection rule picks into ``method``; returns what the record says
-    of the choice (the last epoch's validation metrics too). When no epoch is selectable the
-    last epoch's weights stay and the record says why."""
+    of the choice (the last epoch's validation metrics too, and whether the run stopped before
+    ``max_epochs``). When no epoch is selectable the last epoch's weights stay and the record
+    says why."""
     last = epochs[-1] if epochs else {}
     selection: dict[str, Any] = {
         "rule": SELECTION_RULE,
@@ -330,6 +340,7 @@ def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]]) -> dict[s
         "last_val_loss": last.get("val_loss"),
         "last_val_accuracy": last.get("val_accuracy"),
     }
+    selection["stopped_early"] = bool(epochs) and len(epochs) < max_epochs
     chosen = best_epoch(epochs)
     if chosen is None:
         return {**selection, "selected_epoch": last.get("epoch"), "fallback": "no selectable epoch with a finite "
@@ -349,6 +360,7 @@ def profile_settings(profile: ExperimentProfile) -> dict[str, Any]:
         "backbone": profile.backbone,
         "image_size": profile.image_size,
         "epochs": profile.epochs,
+        "min_epochs": profile.min_epochs,
         "batch_size": profile.batch_size,
         "lr": profile.lr,
         "data": dict(profile.data),

@@ -12,6 +12,7 @@ import torch
 from baselines.standard import StandardClassifier
 from benchmarks.api import Batch, register_method
 from benchmarks.architectures import build_backbone
+from benchmarks.convergence import still_improving
 from benchmarks.store import RunDir, run_path
 from benchmarks.training import RunTask, best_epoch, train_run
 
@@ -107,3 +108,30 @@ def test_best_epoch_rule():
               {"epoch": 2, "val_loss": 0.5}, {"epoch": 3, "val_loss": float("nan")}]
     assert best_epoch(epochs)["epoch"] == 1  # ties go to the earlier epoch; NaN and unselectable never win
     assert best_epoch(epochs[:1]) is None
+
+
+def _epochs(losses, selectable=None):
+    return [{"epoch": i, "val_loss": v, "selectable": True if selectable is None else selectable[i]}
+            for i, v in enumerate(losses)]
+
+
+def test_still_improving_rule_with_known_answers():
+    assert still_improving(_epochs([1.0, 0.9, 0.8, 0.7]))  # last quarter (1 epoch) beats the rest by > 1 %
+    assert not still_improving(_epochs([1.0, 0.7, 0.8, 0.695]))  # 0.7 %: not an improvement
+    assert not still_improving(_epochs([1.0, 0.5, 0.6, 0.7, 0.8]))  # last quarter = 2 epochs, both worse
+    assert still_improving(_epochs([1.0, 0.5, 0.6, 0.7, 0.4]))
+    assert still_improving(_epochs([0.1, 0.9, 0.8], [False, True, True]))  # calibration epochs do not count
+    assert still_improving(_epochs([0.5]))  # nothing before the last quarter to compare with
+
+
+def test_early_stopping_stops_once_the_run_no_longer_improves(tmp_path, tiny_experiment):
+    import dataclasses
+
+    profile = dataclasses.replace(tiny_experiment.profile("smoke"), epochs=6, min_epochs=3)
+    experiment = dataclasses.replace(tiny_experiment, profiles={"smoke": profile, "cpu": profile, "paper": profile})
+    SCRIPT["plateau"] = [1.0, 0.5, 0.52, 0.6, 0.4, 0.3]  # no longer improving after epoch 2: stops there
+    task = _task(tmp_path, "plateau")
+    assert train_run(task, experiment, Scripted.spec, show_progress=False) == "ok"
+    record = _record(task)
+    assert [e["epoch"] for e in record.epochs] == [0, 1, 2]
+    assert record.summary["selection"]["stopped_early"] and record.summary["selection"]["selected_epoch"] == 1
