@@ -1,4 +1,5 @@
-"""``ISNet``: a classifier trained with the heatmap loss, in the original and Faster-ISNet variants.
+"""``ISNet``: a classifier trained with the heatmap loss, in the original and Faster-ISNet variants
+(docs/isnet.md, sections 2, 4 and 5).
 
 At test time only the backbone runs: ``export()`` returns it unchanged (same parameter
 objects, no hooks), so inference costs exactly what the plain classifier costs.

@@ -108,7 +108,7 @@ class Epsilon(Rule):
 
 class Gradient(Epsilon):
     """Gradient x input: LRP-epsilon with the factor 1, so ``g`` is the plain gradient of the
-    explained output and ``R_a = a * g_a`` (the ``grad_input`` ablation, docs/isnet.md section 5).
+    explained output and ``R_a = a * g_a`` (the ``grad_input`` ablation, docs/isnet.md, section 5).
 
     A ReLU folded after the layer leaves only its mask in the factor.
     """
