@@ -20,6 +20,7 @@ Adding a rule: one subclass of :class:`Rule` listed in :data:`RULES` (its ``name
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -63,7 +64,7 @@ class Parts:
     bounds: tuple[Tensor, ...] = ()
 
 
-class Rule:
+class Rule(ABC):
     """An LRP rule with stabiliser ``epsilon``; subclasses define :meth:`denominator` and
     :meth:`contribution`."""
 
@@ -83,11 +84,13 @@ class Rule:
         """``v / stab(z)``: the stabilised denominator of LRP-epsilon, also used by weight-free nodes."""
         return epsilon_factor(v, z, self.epsilon, after_relu)
 
+    @abstractmethod
     def denominator(self, layer: Layer) -> Parts:
-        raise NotImplementedError
+        """The factor ``v / stab(D)`` and the weights :meth:`contribution` transposes."""
 
+    @abstractmethod
     def contribution(self, s: Tensor, parts: Parts, layer: Layer) -> Tensor:
-        raise NotImplementedError
+        """``s = g * factor`` at the layer output to ``g`` (or ``R``) at its input."""
 
     def propagate(self, g: Tensor, parts: Parts, layer: Layer) -> Tensor:
         """``g`` at the layer output to ``g`` (or ``R``) at its input."""
