@@ -1,4 +1,4 @@
-"""ISNet and its Faster-ISNet variants as benchmark methods (ISNET.md sections 2-4).
+"""ISNet and its Faster-ISNet variants as benchmark methods (docs/isnet.md, sections 2-6).
 
 One method per variant: ``isnet`` (original, one LRP-epsilon map per class), ``isnet_dual``
 (LRP-z+ and LRP-epsilon maps of the whole logit vector), ``isnet_selective`` (class-selective
@@ -46,12 +46,12 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "momentum": 0.99,
     "weight_decay": 0.0,
     "grad_clip": 1.0,
-    "P": 0.7,
-    "d": 0.9,
-    "E": 1.0,
-    "w1": 1.0,
-    "w2": 3.0,
-    "epsilon": 0.01,
+    "P": isnet.DEFAULT_LOSS.P,
+    "d": isnet.DEFAULT_LOSS.d,
+    "E": isnet.DEFAULT_LOSS.E,
+    "w1": isnet.DEFAULT_LOSS.w1,
+    "w2": isnet.DEFAULT_LOSS.w2,
+    "epsilon": isnet.DEFAULT_LRP.epsilon,
     "C1": "auto",
     "C2": "auto",
     "tune_epochs": None,
@@ -63,7 +63,7 @@ SEARCH_SPACE: dict[str, Any] = {
     "d": [0.5, 0.9, 0.99],
     "lr": ("loguniform", 1e-4, 1e-2),
 }
-NATURE_C1, NATURE_C2 = 1.0, 25.0
+NATURE_C1, NATURE_C2 = isnet.DEFAULT_LOSS.C1, isnet.DEFAULT_LOSS.C2
 #: calibration epochs when ``tune_epochs`` is None: the authors' 5 at paper scale
 TUNE_EPOCHS = {"smoke": 0, "cpu": 1, "paper": 5}
 

@@ -1,7 +1,7 @@
 """Multi-task U-Net: one U-Net whose encoder feeds a classification head at the bottleneck
 while its decoder segments the foreground mask.
 
-Architecture (ISNet paper, section 5 of the reference notes): the U-Net encoder; at the
+Architecture (as in the code of Bassi et al., Nat. Commun. 15, 291 (2024)): the U-Net encoder; at the
 bottleneck an adaptive average pool to 7x7, FC 4096, FC 4096, FC K (ReLU and dropout
 between, VGG style); the decoder predicts the mask. Scales:
 

@@ -1,6 +1,10 @@
 """ISNet: background-bias mitigation by optimising differentiable LRP heatmaps.
 
-Public API::
+Bassi, Dertkigil, Cavalli, Nature Communications 15, 291 (2024); Bassi, Decherchi, Cavalli,
+Faster ISNet, IEEE Access 12 (2024). The definitions this package implements are in
+docs/isnet.md; the package itself is described in isnet/README.md.
+
+Public API (defaults from ``DEFAULT_LRP`` and ``DEFAULT_LOSS``, :mod:`isnet.config`)::
 
     isnet.explain(model, x, target, rule="epsilon", input_rule="zb", epsilon=0.01,
                   bounds=(0.0, 1.0), create_graph=False)
@@ -12,16 +16,21 @@ Public API::
 The package imports torch (and numpy through it) only.
 """
 
+from .config import DEFAULT_LOSS, DEFAULT_LRP, LossConfig, LRPConfig
 from .engine import LRPEngine, explain
 from .graph import UnsupportedOperationError
 from .loss import HeatmapLossTerms, RelevanceStats, heatmap_loss, heatmap_loss_terms, total_loss, tune_constants
 from .model import VARIANTS, ISNet
 
 __all__ = [
+    "DEFAULT_LOSS",
+    "DEFAULT_LRP",
     "VARIANTS",
     "HeatmapLossTerms",
     "ISNet",
+    "LRPConfig",
     "LRPEngine",
+    "LossConfig",
     "RelevanceStats",
     "UnsupportedOperationError",
     "explain",

@@ -4,7 +4,7 @@ Nothing is modified in place: the fused weight is recomputed, differentiably, fr
 live parameters at every explanation, so gradients reach the convolution weight and the
 BatchNorm scale alike. BatchNorm statistics are treated as constants of the LRP path:
 running statistics in eval mode, *detached* batch statistics in train mode (the choice of
-the ISNet authors' code).
+the ISNet authors' code, docs/isnet.md, section 3).
 """
 
 from __future__ import annotations

@@ -14,12 +14,13 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from .config import DEFAULT_LRP
 from .graph import Plan, build_plan
-from .steps import RuleConfig
+from .outputs import onehot_output, selective_output
+from .rules import Composite, composite
+from .steps import Memo
 
-RULES = ("epsilon", "zplus", "gradient")
 CHUNK_BYTES = 24 * 2**20  # below glibc's largest dynamic mmap threshold (32 MiB)
-INPUT_RULES = ("zb", "epsilon", "zplus", "gradient")
 
 
 class LRPEngine:
@@ -47,35 +48,26 @@ class LRPEngine:
         self,
         acts: dict[str, Tensor],
         grad_out: Tensor,
-        rule: str = "epsilon",
-        input_rule: str | None = "zb",
-        epsilon: float = 0.01,
-        bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
+        rule: str = DEFAULT_LRP.rule,
+        input_rule: str | None = DEFAULT_LRP.input_rule,
+        epsilon: float = DEFAULT_LRP.epsilon,
+        bounds: tuple[float | Tensor, float | Tensor] = DEFAULT_LRP.bounds,
         keep: Iterable[str] = (),
         chunk: int | str = "auto",
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Propagate relevance ``R = logits * grad_out`` (``grad_out``: ``[K, B, C]``, e.g. a one-hot
         per map) to the input; returns ``[K, B, *x.shape[1:]]`` and the relevance at the
         graph nodes named in ``keep``. The K maps are propagated together, in chunks of
-        ``chunk`` maps (``"auto"``: see :meth:`chunk_size`).
+        ``chunk`` maps (``"auto"``: see :meth:`chunk_size`). ``rule`` / ``input_rule``: names in
+        :data:`isnet.rules.RULES` (``input_rule=None``: the same as ``rule``).
         """
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-        input_rule = rule if input_rule is None else input_rule
-        if input_rule not in INPUT_RULES:
-            raise ValueError(f"input_rule must be one of {INPUT_RULES} or None, got {input_rule!r}")
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be > 0 (use a tiny value such as 1e-12 for LRP-0), got {epsilon}")
-        x = acts[self.plan.input_name]
-        cfg = RuleConfig(rule=rule, epsilon=float(epsilon), input_rule=input_rule)
-        if input_rule == "zb":
-            cfg.low, cfg.high = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in bounds)
-            check_bounds(x, cfg.low, cfg.high)
+        rules = composite(rule, input_rule, epsilon, acts[self.plan.input_name], bounds)
+        memo = Memo()
         keep = set(keep)
         size = self.chunk_size(acts, grad_out.shape[0]) if chunk == "auto" else max(1, int(chunk))
         if size >= grad_out.shape[0]:
-            return self._sweep(acts, grad_out, cfg, keep)
-        parts = [self._sweep(acts, g, cfg, keep) for g in grad_out.split(size)]
+            return self._sweep(acts, grad_out, rules, memo, keep)
+        parts = [self._sweep(acts, g, rules, memo, keep) for g in grad_out.split(size)]
         kept = {n: torch.cat([p[1][n] for p in parts]) for n in parts[0][1]}
         return torch.cat([p[0] for p in parts]), kept
 
@@ -90,7 +82,7 @@ class LRPEngine:
         largest = max(t.numel() * t.element_size() for t in acts.values() if isinstance(t, Tensor))
         return max(1, min(k, CHUNK_BYTES // max(largest, 1)))
 
-    def _sweep(self, acts: dict[str, Tensor], grad_out: Tensor, cfg: RuleConfig,
+    def _sweep(self, acts: dict[str, Tensor], grad_out: Tensor, rules: Composite, memo: Memo,
                keep: set[str]) -> tuple[Tensor, dict[str, Tensor]]:
         """One reverse sweep over the plan for the maps in ``grad_out``."""
         x = acts[self.plan.input_name]
@@ -104,8 +96,8 @@ class LRPEngine:
             is_relevance = step.out in plan.input_like
             if step.out in keep:
                 kept[step.out] = g if is_relevance else g * acts[plan.value_of.get(step.out, step.out)]
-            is_relevance = is_relevance or step.returns_relevance(cfg)
-            for name, r in zip(step.ins, step.propagate(g, acts, cfg), strict=True):
+            is_relevance = is_relevance or step.returns_relevance(rules)
+            for name, r in zip(step.ins, step.propagate(g, acts, rules, memo), strict=True):
                 if r is None:
                     continue
                 if name in plan.input_like and not is_relevance:
@@ -115,24 +107,6 @@ class LRPEngine:
         if R_x is None:
             R_x = x.new_zeros((grad_out.shape[0], *x.shape))
         return R_x, kept
-
-
-def check_bounds(x: Tensor, low: Tensor, high: Tensor, tol: float = 1e-5) -> None:
-    """Raise if ``x`` leaves the declared z^B box (the rule is meaningless outside it)."""
-    lo = low.reshape(1, -1, *([1] * (x.ndim - 2))) if low.ndim == 1 and x.ndim > 2 else low
-    hi = high.reshape(1, -1, *([1] * (x.ndim - 2))) if high.ndim == 1 and x.ndim > 2 else high
-    with torch.no_grad():
-        below = bool((x < lo - tol).any())
-        above = bool((x > hi + tol).any())
-    if below or above:
-        raise ValueError(
-            f"input values lie outside the z^B bounds (input range [{x.min().item():.4g}, {x.max().item():.4g}], "
-            f"bounds low={_fmt(low)}, high={_fmt(high)}): pass bounds= matching the input range "
-            "(per-channel tensors for normalised images) or input_rule='epsilon'")
-
-
-def _fmt(t: Tensor) -> str:
-    return f"{t.item():.4g}" if t.numel() == 1 else str([round(v, 4) for v in t.flatten().tolist()])
 
 
 # --------------------------------------------------------------------------- engine cache
@@ -172,10 +146,10 @@ def explain(
     model: nn.Module,
     x: Tensor,
     target: int | Tensor | str,
-    rule: str = "epsilon",
-    input_rule: str | None = "zb",
-    epsilon: float = 0.01,
-    bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
+    rule: str = DEFAULT_LRP.rule,
+    input_rule: str | None = DEFAULT_LRP.input_rule,
+    epsilon: float = DEFAULT_LRP.epsilon,
+    bounds: tuple[float | Tensor, float | Tensor] = DEFAULT_LRP.bounds,
     create_graph: bool = False,
 ) -> Tensor:
     """LRP heatmaps of ``model`` for input ``x`` (``[B, C, H, W]``).
@@ -191,8 +165,6 @@ def explain(
     In train mode BatchNorm uses batch statistics (detached in the LRP path) and updates its
     running statistics, and Dropout is random, as in any train-mode forward; a warning says so.
     """
-    from .rules import onehot_output, selective_output
-
     if callable(getattr(model, "export", None)):
         model = model.export()  # an ISNet or a benchmark method: explain its plain classifier
     if model.training and any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) for m in model.modules()):

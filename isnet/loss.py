@@ -1,4 +1,4 @@
-"""The ISNet heatmap loss (ISNET.md section 3), the total loss and C1/C2 tuning."""
+"""The ISNet heatmap loss, the total loss and C1/C2 tuning (docs/isnet.md, sections 4 and 6)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .config import DEFAULT_LOSS
 
 
 class HeatmapLossTerms(NamedTuple):
@@ -87,12 +89,12 @@ def gwrp(values: Tensor, d: float) -> Tensor:
 def heatmap_loss_terms(
     heatmaps: Tensor,
     masks: Tensor,
-    d: float = 0.9,
-    E: float = 1.0,
-    C1: float = 1.0,
-    C2: float = 25.0,
-    w1: float = 1.0,
-    w2: float = 3.0,
+    d: float = DEFAULT_LOSS.d,
+    E: float = DEFAULT_LOSS.E,
+    C1: float = DEFAULT_LOSS.C1,
+    C2: float = DEFAULT_LOSS.C2,
+    w1: float = DEFAULT_LOSS.w1,
+    w2: float = DEFAULT_LOSS.w2,
 ) -> HeatmapLossTerms:
     """The heatmap loss and its terms; see :func:`heatmap_loss`."""
     if heatmaps.ndim == 4:
@@ -121,12 +123,12 @@ def heatmap_loss_terms(
 def heatmap_loss(
     heatmaps: Tensor,
     masks: Tensor,
-    d: float = 0.9,
-    E: float = 1.0,
-    C1: float = 1.0,
-    C2: float = 25.0,
-    w1: float = 1.0,
-    w2: float = 3.0,
+    d: float = DEFAULT_LOSS.d,
+    E: float = DEFAULT_LOSS.E,
+    C1: float = DEFAULT_LOSS.C1,
+    C2: float = DEFAULT_LOSS.C2,
+    w1: float = DEFAULT_LOSS.w1,
+    w2: float = DEFAULT_LOSS.w2,
 ) -> Tensor:
     """ISNet heatmap loss ``L_H = w1 * L_bg + w2 * L_fg`` averaged over the batch.
 
@@ -142,7 +144,7 @@ def heatmap_loss(
     return heatmap_loss_terms(heatmaps, masks, d, E, C1, C2, w1, w2).loss
 
 
-def total_loss(logits: Tensor, labels: Tensor, heatmap_term: Tensor, P: float = 0.7) -> Tensor:
+def total_loss(logits: Tensor, labels: Tensor, heatmap_term: Tensor, P: float = DEFAULT_LOSS.P) -> Tensor:
     """``(1 - P) * CrossEntropy(logits, labels) + P * L_H``."""
     if not 0.0 <= P <= 1.0:
         raise ValueError(f"P must lie in [0, 1], got {P}")
@@ -153,7 +155,7 @@ def total_loss(logits: Tensor, labels: Tensor, heatmap_term: Tensor, P: float = 
 def tune_constants(totals: Tensor) -> tuple[float, float]:
     """C1, C2 from each heatmap's total absolute relevance over the calibration epoch.
 
-    ``C1 = max(mu / 5, mu - 3 sigma)``, ``C2 = min(25 C1, mu + 3 sigma)`` (ISNET.md section 3).
+    ``C1 = max(mu / 5, mu - 3 sigma)``, ``C2 = min(25 C1, mu + 3 sigma)`` (docs/isnet.md, section 6).
     """
     t = totals.detach().double().flatten()
     t = t[torch.isfinite(t)]

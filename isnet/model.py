@@ -1,4 +1,5 @@
-"""``ISNet``: a classifier trained with the heatmap loss, in the original and Faster-ISNet variants.
+"""``ISNet``: a classifier trained with the heatmap loss, in the original and Faster-ISNet variants
+(docs/isnet.md, sections 2, 4 and 5).
 
 At test time only the backbone runs: ``export()`` returns it unchanged (same parameter
 objects, no hooks), so inference costs exactly what the plain classifier costs.
@@ -12,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import DEFAULT_LOSS, DEFAULT_LRP
 from .engine import engine_for
 from .loss import gwrp, heatmap_loss_terms
-from .rules import onehot_output, selective_output
+from .outputs import onehot_output, selective_output
 
 VARIANTS = ("original", "dual", "selective", "stochastic", "grad_input")
 SELECTIVE_CLASSES = ("lowest", "label", "predicted")
@@ -42,16 +44,16 @@ class ISNet(nn.Module):
         num_classes: int,
         variant: str = "original",
         *,
-        P: float = 0.7,
-        d: float = 0.9,
-        E: float = 1.0,
-        w1: float = 1.0,
-        w2: float = 3.0,
-        C1: float | Sequence[float] = 1.0,
-        C2: float | Sequence[float] = 25.0,
-        epsilon: float = 0.01,
-        input_rule: str = "zb",
-        bounds: tuple[float | Tensor, float | Tensor] = (0.0, 1.0),
+        P: float = DEFAULT_LOSS.P,
+        d: float = DEFAULT_LOSS.d,
+        E: float = DEFAULT_LOSS.E,
+        w1: float = DEFAULT_LOSS.w1,
+        w2: float = DEFAULT_LOSS.w2,
+        C1: float | Sequence[float] = DEFAULT_LOSS.C1,
+        C2: float | Sequence[float] = DEFAULT_LOSS.C2,
+        epsilon: float = DEFAULT_LRP.epsilon,
+        input_rule: str = DEFAULT_LRP.input_rule,
+        bounds: tuple[float | Tensor, float | Tensor] = DEFAULT_LRP.bounds,
         selective_class: str = "lowest",
         lds_layers: Sequence[str] = (),
         lds_d: float | None = None,

@@ -1,9 +1,11 @@
 """Propagation steps: one per graph node (or fused node chain) that relevance crosses.
 
-A step knows which activations it reads and which rule of :mod:`isnet.rules` applies.
-``propagate(g, acts, cfg)`` maps ``g`` at its output (``R = v * g``, see :mod:`isnet.rules`)
-to one ``g`` (or ``None``) per input node; steps with ``returns_relevance`` (the z^B input
-layer) return the relevance itself.
+A step knows which activations it reads and how relevance crosses its node; affine layers
+defer to the rules of :mod:`isnet.rules` (one per call, chosen by a
+:class:`~isnet.rules.Composite`), weight-free nodes have rules of their own, below.
+``propagate(g, acts, rules, memo)`` maps ``g`` at its output (``R = v * g``, see
+:mod:`isnet.factors`) to one ``g`` (or ``None``) per input node; a step whose rule
+``returns_relevance`` (the z^B input layer) returns the relevance itself.
 """
 
 from __future__ import annotations
@@ -15,28 +17,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import rules
 from .canonizers import AffineChain
+from .factors import scale
+from .rules import Composite, Layer, Rule
 
 
-@dataclass
-class RuleConfig:
-    """How to propagate: layer rule, stabiliser, input-layer rule and its pixel bounds."""
+class Memo:
+    """Per-call cache: a layer's factor, fused weight and rule parts are the same for every
+    chunk of maps of one :meth:`~isnet.engine.LRPEngine.relevance` call, so the chunks share
+    them (and their backward) instead of recomputing them."""
 
-    rule: str = "epsilon"  # "epsilon" | "zplus" | "gradient"
-    epsilon: float = 0.01
-    input_rule: str = "zb"  # "zb" | "epsilon" | "zplus" | "gradient"
-    low: Tensor | None = None
-    high: Tensor | None = None
-    memo_table: dict = field(default_factory=dict, repr=False)
+    def __init__(self) -> None:
+        self._table: dict[tuple, object] = {}
 
-    def memo(self, key: tuple, compute: Callable[[], object]):
-        """Per-call cache: a layer's factor, fused weight and rule parts are the same for
-        every chunk of maps of one :meth:`~isnet.engine.LRPEngine.relevance` call, so the
-        chunks share them (and their backward) instead of recomputing them."""
-        if key not in self.memo_table:
-            self.memo_table[key] = compute()
-        return self.memo_table[key]
+    def get(self, key: tuple, compute: Callable[[], object]):
+        if key not in self._table:
+            self._table[key] = compute()
+        return self._table[key]
 
 
 @dataclass
@@ -59,25 +56,21 @@ class Step:
     def after_relu(self) -> bool:
         return self.value != self.out
 
-    def returns_relevance(self, cfg: RuleConfig) -> bool:
+    def returns_relevance(self, rules: Composite) -> bool:
         return False
 
     def reads(self) -> tuple[str, ...]:
         """Activations this step needs (node names)."""
         return (self.out, self.value, *self.ins)
 
-    def propagate(self, g: Tensor, acts: dict[str, Tensor], cfg: RuleConfig) -> Sequence[Tensor | None]:
+    def propagate(self, g: Tensor, acts: dict[str, Tensor], rules: Composite,
+                  memo: Memo) -> Sequence[Tensor | None]:
         raise NotImplementedError
 
-    def factor(self, acts: dict[str, Tensor], cfg: RuleConfig, rule: str | None = None) -> Tensor | None:
-        """``v / stab(z)`` for the epsilon rule; for the gradient, the folded ReLU's mask (or ``None``)."""
-        rule = rule or cfg.rule
-        return cfg.memo((self.out, "factor", rule), lambda: self._factor(acts, cfg, rule))
-
-    def _factor(self, acts: dict[str, Tensor], cfg: RuleConfig, rule: str) -> Tensor | None:
-        if rule == "gradient":
-            return (acts[self.value] > 0).to(acts[self.value].dtype) if self.after_relu else None
-        return rules.epsilon_factor(acts[self.value], acts[self.out], cfg.epsilon, self.after_relu)
+    def factor(self, acts: dict[str, Tensor], rules: Composite, memo: Memo) -> Tensor | None:
+        """The layer rule's ``v / stab(z)`` (for the gradient, the folded ReLU's mask or ``None``)."""
+        return memo.get((self.out, "factor"),
+                        lambda: rules.layer.factor(acts[self.value], acts[self.out], self.after_relu))
 
 
 @dataclass
@@ -95,14 +88,14 @@ class PassStep(Step):
     def reads(self) -> tuple[str, ...]:
         return (self.out, *self.ins) if self.kind in ("relu", "dropout") else self.ins
 
-    def propagate(self, g, acts, cfg):
+    def propagate(self, g, acts, rules, memo):
         a_in = acts[self.ins[0]]
         if self.kind == "relu":
-            g = rules.relu_rule(g, acts[self.out])
+            g = relu_rule(g, acts[self.out])
         elif self.kind == "dropout" and (self.module is None or self.module.training):
             a_out = acts[self.out]
             if a_out is not a_in:
-                g = rules.scale(g, torch.where(a_in != 0, a_out / a_in, torch.zeros_like(a_in)))
+                g = scale(g, torch.where(a_in != 0, a_out / a_in, torch.zeros_like(a_in)))
         if tuple(g.shape[1:]) != tuple(a_in.shape):
             g = g.reshape(g.shape[0], *a_in.shape)
         return (g,)
@@ -110,7 +103,7 @@ class PassStep(Step):
 
 @dataclass
 class AffineStep(Step):
-    """A Conv2d / Linear / BatchNorm chain (BN fused): epsilon, z+ or, at the input, z^B."""
+    """A Conv2d / Linear / BatchNorm chain (BN fused): the composite's rule for its position."""
 
     chain: AffineChain = field(default_factory=lambda: AffineChain(None))
     first: bool = False
@@ -119,52 +112,28 @@ class AffineStep(Step):
         extra = tuple(n for n in (self.chain.pre_input, self.chain.post_input) if n)
         return (*super().reads(), *extra)
 
-    def _rule(self, cfg: RuleConfig) -> str:
-        return cfg.input_rule if self.first else cfg.rule
+    def rule(self, rules: Composite) -> Rule:
+        return rules.first if self.first else rules.layer
 
-    def returns_relevance(self, cfg: RuleConfig) -> bool:
-        return self._rule(cfg) == "zb"
+    def returns_relevance(self, rules: Composite) -> bool:
+        return self.rule(rules).returns_relevance
 
-    def propagate(self, g, acts, cfg):
-        a, z, v = acts[self.ins[0]], acts[self.out], acts[self.value]
-        w, bias = cfg.memo((self.out, "fused"), lambda: self.chain.fused(acts))
-        fwd, adj = self.chain.forward_fn, self.chain.adjoint_fn(a.shape)
-        rule = self._rule(cfg)
-        if rule == "zb":
-            if self.chain.op is None:
-                raise ValueError(f"z^B input rule needs a Conv2d or Linear first layer, got a BatchNorm "
-                                 f"at '{self.path}'; use input_rule='epsilon'")
-            offset = None if bias is None else _bias_view(bias, z.ndim)
-            low, high = _bounds_like(cfg.low, a), _bounds_like(cfg.high, a)
-            parts = cfg.memo((self.out, "zb"),
-                             lambda: rules.zbox_parts(v, a, z, offset, w, fwd, low, high, cfg.epsilon))
-            return (rules.zbox_apply(g, parts, a, adj),)
-        if rule == "zplus":
-            parts = cfg.memo((self.out, "zplus"), lambda: rules.zplus_parts(v, a, w, fwd, cfg.epsilon))
-            return (rules.zplus_apply(g, parts, a, adj),)
-        return (rules.epsilon_rule(g, self.factor(acts, cfg, rule), w, adj),)
+    def propagate(self, g, acts, rules, memo):
+        rule = self.rule(rules)
+        layer = memo.get((self.out, "layer"), lambda: self._layer(acts))
+        parts = memo.get((self.out, rule.name), lambda: rule.denominator(layer))
+        return (rule.propagate(g, parts, layer),)
 
-
-def _bias_view(b: Tensor, ndim: int) -> Tensor:
-    return b.view(1, -1, *([1] * (ndim - 2)))
-
-
-def _bounds_like(bound: Tensor | None, a: Tensor) -> Tensor:
-    if bound is None:
-        return a.new_zeros(())
-    if bound.ndim == 0:
-        return bound
-    if a.ndim == 4 and bound.numel() == a.shape[1]:
-        return bound.reshape(1, -1, 1, 1)
-    if bound.numel() == a[0].numel():
-        return bound.reshape(1, *a.shape[1:])
-    raise ValueError(f"z^B bounds of shape {tuple(bound.shape)} do not match the first layer's input "
-                     f"{tuple(a.shape[1:])}: pass scalars, one value per channel or a full image")
+    def _layer(self, acts: dict[str, Tensor]) -> Layer:
+        a = acts[self.ins[0]]
+        weight, bias = self.chain.fused(acts)
+        return Layer(a, acts[self.out], acts[self.value], weight, bias, self.chain.forward_fn,
+                     self.chain.adjoint_fn(a.shape), self.after_relu, self.path, self.chain.op is None)
 
 
 @dataclass
 class PoolStep(Step):
-    """A linear, weight-free pooling (average / adaptive average / mean): epsilon rule.
+    """A linear, weight-free pooling (average / adaptive average / mean): the layer rule's factor.
 
     ``tiles``: the pooling averages disjoint windows covering its input (kernel == stride,
     no padding, or adaptive with divisible sizes), so its adjoint is a plain up-sampling.
@@ -173,9 +142,9 @@ class PoolStep(Step):
     fn: Callable[[Tensor], Tensor] | None = None
     tiles: bool = False
 
-    def propagate(self, g, acts, cfg):
-        f = self.factor(acts, cfg)
-        return (self._adjoint(rules.scale(g, f), acts[self.ins[0]].shape),)
+    def propagate(self, g, acts, rules, memo):
+        f = self.factor(acts, rules, memo)
+        return (self._adjoint(scale(g, f), acts[self.ins[0]].shape),)
 
     def _adjoint(self, s: Tensor, in_shape: torch.Size) -> Tensor:
         k, b = s.shape[:2]
@@ -203,19 +172,19 @@ class MaxPoolStep(Step):
     def reads(self) -> tuple[str, ...]:
         return (*self.ins, self.indices) if self.indices else self.ins
 
-    def propagate(self, g, acts, cfg):
+    def propagate(self, g, acts, rules, memo):
         a = acts[self.ins[0]]
         if self.indices:
             idx = acts[self.indices]
         else:
             with torch.no_grad():
                 _, idx = F.max_pool2d(a, return_indices=True, **self.kwargs)
-        return (rules.maxpool_rule(g, a, idx, self.kwargs),)
+        return (maxpool_rule(g, a, idx, self.kwargs),)
 
 
 @dataclass
 class SumStep(Step):
-    """``z = sum_i w_i x_i`` (residual sums, subtraction, scaling by a constant): epsilon rule.
+    """``z = sum_i w_i x_i`` (residual sums, subtraction, scaling by a constant): the layer rule's factor.
 
     ``operands`` holds, per argument, a node name or a constant; ``weights`` the factor of each.
     """
@@ -223,9 +192,9 @@ class SumStep(Step):
     operands: tuple = ()
     weights: tuple[float, ...] = ()
 
-    def propagate(self, g, acts, cfg):
+    def propagate(self, g, acts, rules, memo):
         vals = [acts[o] if isinstance(o, str) else o for o in self.operands]
-        out = rules.sum_rule(g, self.factor(acts, cfg), vals, self.weights)
+        out = sum_rule(g, self.factor(acts, rules, memo), vals, self.weights)
         return _by_name(self.ins, self.operands, out)
 
 
@@ -239,9 +208,9 @@ class CatStep(Step):
     def reads(self) -> tuple[str, ...]:
         return self.operands
 
-    def propagate(self, g, acts, cfg):
+    def propagate(self, g, acts, rules, memo):
         sizes = [acts[o].shape[self.dim] for o in self.operands]
-        return _by_name(self.ins, self.operands, rules.cat_rule(g, sizes, self.dim))
+        return _by_name(self.ins, self.operands, cat_rule(g, sizes, self.dim))
 
 
 def _by_name(ins: tuple[str, ...], operands: tuple, parts: Sequence[Tensor | None]) -> tuple[Tensor | None, ...]:
@@ -250,3 +219,61 @@ def _by_name(ins: tuple[str, ...], operands: tuple, parts: Sequence[Tensor | Non
         if isinstance(o, str) and r is not None:
             acc[o] = acc[o] + r if o in acc else r
     return tuple(acc.get(n) for n in ins)
+
+
+# --------------------------------------------------------------------------- weight-free nodes
+def sum_rule(g: Tensor, factor: Tensor | None, operands: Sequence[Tensor | float],
+             weights: Sequence[float]) -> list[Tensor | None]:
+    """LRP-epsilon for ``z = sum_i w_i x_i``: ``R_i = w_i x_i R / stab(z)``, i.e. ``g_i = w_i s``.
+
+    Constant (non-tensor) operands act like a bias and absorb their share.
+    """
+    s = scale(g, factor)
+    out: list[Tensor | None] = []
+    for x, w in zip(operands, weights, strict=True):
+        if not isinstance(x, Tensor):
+            out.append(None)
+            continue
+        r = s if w == 1 else s * w
+        out.append(_reduce_to(r, x.shape))
+    return out
+
+
+def _reduce_to(r: Tensor, shape: torch.Size) -> Tensor:
+    """Sum a ``[K, *broadcast shape]`` tensor down to ``[K, *shape]``."""
+    target = (r.shape[0], *shape)
+    if tuple(r.shape) == target:
+        return r
+    lead = r.ndim - len(target)
+    if lead:
+        r = r.sum(dim=tuple(range(1, 1 + lead)))
+    dims = tuple(i for i, (n, m) in enumerate(zip(r.shape, target, strict=True)) if n != m)
+    return r.sum(dim=dims, keepdim=True) if dims else r
+
+
+def maxpool_rule(g: Tensor, a: Tensor, indices: Tensor, kwargs: dict) -> Tensor:
+    """Winner takes all: the arg-max input of each window gets the window's relevance (summed
+    on overlap). This is max pooling's own backward kernel (differentiable in ``g``); ``kwargs``
+    are the pooling's arguments, ``indices`` its arg-max from the forward pass."""
+    k, b = g.shape[:2]
+    flat = g.reshape(k * b, *g.shape[2:])
+    idx = indices if k == 1 else indices.repeat(k, *([1] * (indices.ndim - 1)))
+    like = a.new_empty(()).expand(k * b, *a.shape[1:])
+    out = torch.ops.aten.max_pool2d_with_indices_backward(
+        flat, like, _pair(kwargs["kernel_size"]), _pair(kwargs.get("stride") or kwargs["kernel_size"]),
+        _pair(kwargs.get("padding", 0)), _pair(kwargs.get("dilation", 1)), bool(kwargs.get("ceil_mode", False)), idx)
+    return out.view(k, *a.shape)
+
+
+def _pair(v: int | Sequence[int]) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
+
+
+def relu_rule(g: Tensor, a: Tensor) -> Tensor:
+    """ReLU passes relevance unchanged: ``g_z = g_a`` where ``a > 0``, else 0."""
+    return scale(g, (a > 0).to(g.dtype))
+
+
+def cat_rule(g: Tensor, sizes: Sequence[int], dim: int) -> list[Tensor]:
+    """Concatenation: each input keeps the relevance of its own slice."""
+    return list(g.split(list(sizes), dim=dim + 1 if dim >= 0 else dim))

@@ -88,7 +88,7 @@ def zennit_heatmap(model, x, target, eps, canonizer):
 def test_agrees_with_zennit(name, lib):
     """Same rule mapping: epsilon on Conv/Linear/AvgPool/sums, ZBox (stabiliser = eps) first, ReLU passes.
 
-    BatchNorm eps is set to 0: zennit's merged BN keeps dividing by sqrt(1 + eps) (ISNET.md section 8).
+    BatchNorm eps is set to 0: zennit's merged BN keeps dividing by sqrt(1 + eps) (docs/isnet.md, section 7).
     """
     zennit = pytest.importorskip("zennit")
     from zennit.torchvision import ResNetCanonizer, VGGCanonizer

@@ -1,4 +1,11 @@
-"""Every rule against a slow matrix form of its definition (float64, small random layers)."""
+"""Every rule against a slow matrix form of its definition (float64, small random layers).
+
+How a rule is tested: its definition is written out here as an explicit ``[in, out]``
+contribution matrix (``slow_<rule>``, listed in ``SLOW_FORMS`` under the rule's name), and
+``test_<rule>_matches_matrix_form`` compares the engine's relevance with it on the layer
+kinds of ``LAYERS`` the rule applies to. A rule of ``isnet.rules.RULES`` without a slow form
+fails ``test_every_rule_has_a_slow_form``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import torch
 from torch import nn
 
 import isnet
-from isnet import rules
+from isnet import factors, outputs, rules, steps
 
 EPS = 0.01
 
@@ -43,6 +50,19 @@ def slow_zplus(W, a, R, eps):
     num = a[:, None] * W.clamp(min=0).T
     zp = num.sum(0)
     return (num * (R / (zp + eps * sign(zp)))[None, :]).sum(1)
+
+
+def slow_gradient(W, a, m):
+    """Gradient x input of ``sum_k m_k y_k``: ``R_j = a_j sum_k w_kj m_k`` (no denominator)."""
+    contrib = a[:, None] * W.T * m[None, :]  # [in, out]
+    return contrib.sum(1)
+
+
+SLOW_FORMS = {"epsilon": slow_epsilon, "zb": slow_zbox, "zplus": slow_zplus, "gradient": slow_gradient}
+
+
+def test_every_rule_has_a_slow_form():
+    assert set(rules.RULES) == set(SLOW_FORMS)
 
 
 def lrp(model, x, m, rule="epsilon", input_rule="epsilon", bounds=(0.0, 1.0)):
@@ -134,6 +154,18 @@ def test_zplus_matches_matrix_form(name, lib):
         torch.testing.assert_close(R[b].reshape(-1), ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_gradient_matches_matrix_form(name, lib):
+    model, shape = _build(name, lib)
+    x = torch.randn(2, *shape, dtype=torch.float64)
+    m = torch.randn_like(model(x))
+    _, R = lrp(model, x, m, rule="gradient", input_rule="gradient")
+    W, _ = dense(model, shape)
+    for b in range(2):
+        ref = slow_gradient(W, x[b].reshape(-1), m[b].reshape(-1))
+        torch.testing.assert_close(R[b].reshape(-1), ref, rtol=1e-10, atol=1e-12)
+
+
 def test_zplus_with_negative_inputs_pairs_negative_weights():
     W = torch.randn(3, 5, dtype=torch.float64)
     a = torch.randn(5, dtype=torch.float64)
@@ -201,7 +233,7 @@ def test_sum_cat_and_scaling_follow_epsilon_rule():
 
 def test_stabilizer_sign_of_zero_is_positive():
     z = torch.tensor([0.0, -0.0, 2.0, -3.0], dtype=torch.float64)
-    assert rules.stabilize(z, 0.5).tolist() == [0.5, 0.5, 2.5, -3.5]
+    assert factors.stabilize(z, 0.5).tolist() == [0.5, 0.5, 2.5, -3.5]
 
 
 def test_selective_output_is_gradient_of_eta_times_logits():
@@ -210,7 +242,7 @@ def test_selective_output_is_gradient_of_eta_times_logits():
     p = torch.softmax(y, 1).gather(1, c.view(-1, 1))
     eta = torch.log(p / (1 - p)).sum()
     (grad,) = torch.autograd.grad(eta, y)
-    torch.testing.assert_close(rules.selective_output(y.detach(), c)[0], grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(outputs.selective_output(y.detach(), c)[0], grad, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("nonneg", [True, False])
@@ -220,29 +252,29 @@ def test_self_ratio_matches_autograd_of_its_formula(nonneg):
     z = z.relu() if nonneg else z
     z.requires_grad_(True)
     g = torch.randn_like(z)
-    f = rules.SelfRatio.apply(z, EPS, nonneg)
-    ref = z / rules.stabilize(z, EPS)
+    f = factors.SelfRatio.apply(z, EPS, nonneg)
+    ref = z / factors.stabilize(z, EPS)
     torch.testing.assert_close(f, ref, rtol=1e-15, atol=0)
     (got,) = torch.autograd.grad(f, z, g)
     (want,) = torch.autograd.grad(ref, z, g)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     zd = z.detach()
     away = torch.where(zd >= 0, zd + 0.5, zd - 0.5).requires_grad_(True)  # no finite step across the jump at 0
-    assert torch.autograd.gradcheck(lambda t: rules.SelfRatio.apply(t, EPS, nonneg), (away,))
-    assert torch.autograd.gradgradcheck(lambda t: rules.SelfRatio.apply(t, EPS, nonneg), (away,))
+    assert torch.autograd.gradcheck(lambda t: factors.SelfRatio.apply(t, EPS, nonneg), (away,))
+    assert torch.autograd.gradgradcheck(lambda t: factors.SelfRatio.apply(t, EPS, nonneg), (away,))
 
 
 def test_ratio_matches_autograd_of_its_formula():
     v = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
     d = torch.randn(2, 3, 4, dtype=torch.float64)
     away = torch.where(d >= 0, d + 0.5, d - 0.5).requires_grad_(True)  # no finite step across the jump at 0
-    assert torch.autograd.gradcheck(lambda a, b: rules.ratio(a, b, EPS), (v, away))
-    assert torch.autograd.gradgradcheck(lambda a, b: rules.ratio(a, b, EPS), (v, away))
+    assert torch.autograd.gradcheck(lambda a, b: factors.ratio(a, b, EPS), (v, away))
+    assert torch.autograd.gradgradcheck(lambda a, b: factors.ratio(a, b, EPS), (v, away))
     d[0, 0, 0] = 0.0  # sign(0) = +1
     d.requires_grad_(True)
     g = torch.randn_like(v)
-    got = torch.autograd.grad(rules.ratio(v, d, EPS), (v, d), g)
-    want = torch.autograd.grad(v / rules.stabilize(d, EPS), (v, d), g)
+    got = torch.autograd.grad(factors.ratio(v, d, EPS), (v, d), g)
+    want = torch.autograd.grad(v / factors.stabilize(d, EPS), (v, d), g)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -254,9 +286,9 @@ def test_maxpool_rule_for_several_maps_is_scatter_of_each_map(kw):
     a = torch.randn(2, 3, 7, 7, dtype=torch.float64)
     pooled, idx = torch.nn.functional.max_pool2d(a, return_indices=True, **kw)
     g = torch.randn(4, *pooled.shape, dtype=torch.float64, requires_grad=True)
-    out = rules.maxpool_rule(g, a, idx, kw)
+    out = steps.maxpool_rule(g, a, idx, kw)
     for k in range(4):
         ref = torch.zeros(2, 3, 49, dtype=torch.float64)
         ref.scatter_add_(2, idx.flatten(2), g[k].detach().flatten(2))
         torch.testing.assert_close(out[k], ref.view_as(a), rtol=0, atol=1e-15)
-    assert torch.autograd.gradcheck(lambda t: rules.maxpool_rule(t, a, idx, kw), (g,))
+    assert torch.autograd.gradcheck(lambda t: steps.maxpool_rule(t, a, idx, kw), (g,))
