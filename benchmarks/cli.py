@@ -23,11 +23,7 @@ USER_DATA_TAG = "user-data"
 DATA_ENV = "ISNET_BENCHMARKS_DATA"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="train and evaluate a grid of runs (resumable)")
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--all", action="store_true", help="every method of the default grid on every default experiment")
     run.add_argument("--extended", action="store_true",
                      help="also the methods and experiments outside the default grid (`list` says which and why); "
@@ -66,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: --out), e.g. to record a smoke grid beside the reference records")
     run.add_argument("--dry-run", action="store_true", help="print the grid and exit, changing nothing on disk")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    _add_run_arguments(commands.add_parser("run", help="train and evaluate a grid of runs (resumable)"))
 
     report = commands.add_parser("report", help="turn run records into tables and figures")
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder holding runs/ (default: runs/)")

@@ -276,14 +276,7 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
         submitted = [executor.submit(unit, tasks[i]) for i in to_submit]
     jobs = dict(zip(to_submit, submitted, strict=True))
     _drop_pattern_folder(options.folder)
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    manifest = manifest_path(options.folder)
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    with open(manifest, "a") as handle:
-        for i, job in jobs.items():
-            handle.write(json.dumps({"job_id": job.job_id, "cluster": options.cluster, "label": tasks[i].label,
-                                     "run": str(run_dir(tasks[i]).path), "job_folder": str(job.paths.folder),
-                                     "submitted": stamp}) + "\n")
+    _append_manifest(tasks, jobs, options)
     first = next(iter(jobs.values()))
     report(f"submitted {len(jobs)} {options.cluster} jobs ({options.ranks} rank(s) each); "
            f"logs: {Path(options.folder)}/<job_id>/, e.g. {first.paths.stdout}")
@@ -292,10 +285,32 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
             outcomes[i] = Outcome(tasks[i], "submitted", f"job {job.job_id}")
         return [outcomes[i] for i in range(len(tasks))]
 
+    _follow(tasks, jobs, outcomes, options, show_progress, report)
+    _drop_pattern_folder(options.folder)
+    return [outcomes[i] for i in range(len(tasks))]
+
+
+def _append_manifest(tasks: Sequence[RunTask], jobs: dict[int, Any], options: SlurmOptions) -> None:
+    """One line per submitted job in ``submissions.jsonl``: job id, run label and folder."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest = manifest_path(options.folder)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest, "a") as handle:
+        for i, job in jobs.items():
+            handle.write(json.dumps({"job_id": job.job_id, "cluster": options.cluster, "label": tasks[i].label,
+                                     "run": str(run_dir(tasks[i]).path), "job_folder": str(job.paths.folder),
+                                     "submitted": stamp}) + "\n")
+
+
+def _follow(tasks: Sequence[RunTask], jobs: dict[int, Any], outcomes: dict[int, Outcome], options: SlurmOptions,
+            show_progress: bool, report: Callable[[str], None]) -> None:
+    """Wait for ``jobs`` with the grid progress bar, filling ``outcomes`` (the runs already in
+    ``outcomes`` were submitted earlier and count as finished here). Ctrl-C stops the waiting,
+    not the jobs."""
     poll = options.poll_s or (1.0 if options.cluster == "local" else 30.0)
     waiting = dict(jobs)
     with GridProgress(tasks, show_progress, interval=max(poll, 2.0)) as progress:
-        for i in busy:
+        for i in outcomes:
             progress.finish(i, outcomes[i])
         try:
             while waiting:
@@ -311,8 +326,6 @@ def run_submitit(tasks: Sequence[RunTask], options: SlurmOptions, show_progress:
             report(f"stopped waiting; {len(waiting)} job(s) go on. Run the same command again to follow up "
                    "(finished runs are skipped, queued ones are not submitted twice)")
             raise
-    _drop_pattern_folder(options.folder)
-    return [outcomes[i] for i in range(len(tasks))]
 
 
 def _drop_pattern_folder(folder: Path) -> None:
