@@ -189,6 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--n-hparams must be at least 1")
     fixed_jobs = None if args.jobs == "auto" else _positive_int(args.jobs, "--jobs")
     device = runner.resolve_device(args.device, args.executor, args.slurm_gpus)
+    distributed.init_from_env(device)  # a no-op unless launched by torchrun (then only rank 0 prints)
     runner.check_out(args.out, dry_run=args.dry_run)
     if args.data_root:
         os.environ[DATA_ENV] = str(args.data_root)
@@ -199,7 +200,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out == DEFAULT_OUT and (EARLIER_DEFAULT_OUT / "runs").is_dir():
         print(f"note: {EARLIER_DEFAULT_OUT / 'runs'}/ holds records of the earlier default layout; "
               f"pass --out {EARLIER_DEFAULT_OUT} to resume or report them")
-    distributed.init_from_env(device)  # a no-op unless launched by torchrun
     tasks, skipped = grid.expand({n: all_experiments[n] for n in experiment_names},
                                  {n: all_methods[n] for n in method_names}, args.seeds, args.profile, args.n_hparams,
                                  args.out.resolve(), args.cache_dir.resolve(), device)
