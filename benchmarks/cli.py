@@ -5,36 +5,42 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.api import SCALES
-from benchmarks.registry import UnknownNameError, discover_experiments, discover_methods, select
-from benchmarks.resources import ResourceMonitor, append_invocation, machine
+import torch
 
-DEFAULT_OUT = Path("runs")
+from benchmarks.api import SCALES, ExperimentSpec
+from benchmarks.registry import UnknownNameError, discover_experiments, discover_methods
+from benchmarks.resources import ResourceMonitor
+
+#: where ``run`` writes (records under ``<out>/runs/``, as in the committed ``results/runs/``)
+DEFAULT_OUT = Path("output")
+#: the default of earlier versions, whose records sit in ``runs/runs/``
+EARLIER_DEFAULT_OUT = Path("runs")
 DEFAULT_CACHE = Path(os.environ.get("ISNET_BENCHMARKS_CACHE", "datasets/cache"))
 USER_DATA_TAG = "user-data"
 DATA_ENV = "ISNET_BENCHMARKS_DATA"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="train and evaluate a grid of runs (resumable)")
-    run.add_argument("--all", action="store_true", help="every method on every default experiment")
-    run.add_argument("--methods", nargs="+", default=[], metavar="NAME", help="method names or glob patterns")
-    run.add_argument("--experiments", nargs="+", default=[], metavar="NAME", help="experiment names or patterns")
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--all", action="store_true", help="every method of the default grid on every default experiment")
+    run.add_argument("--extended", action="store_true",
+                     help="also the methods and experiments outside the default grid (`list` says which and why); "
+                          "named ones run without it")
+    run.add_argument("--methods", nargs="+", default=[], metavar="NAME",
+                     help="method names or glob patterns (default: those of the default grid)")
+    run.add_argument("--experiments", nargs="+", default=[], metavar="NAME",
+                     help="experiment names or patterns (default: the default experiments)")
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--profile", choices=SCALES, default="cpu")
     run.add_argument("--n-hparams", type=int, default=1, help="hyper-parameter draws per method (0 = defaults)")
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where run records go (default: runs/)")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                     help=f"folder of the run records, kept in <out>/runs/ (default: {DEFAULT_OUT}/)")
     run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache")
     run.add_argument("--data-root", type=Path, help=f"root of the real collections (or set {DATA_ENV})")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--device", default="auto",
+                     help="auto, cpu, cuda or cuda:N (a CPU run trains with one thread, whatever runs it)")
     run.add_argument("--jobs", default="auto",
                      help="runs in parallel on this machine (process pool); auto: one single-threaded worker per "
                           "core (as memory allows) on the CPU, one per GPU on CUDA")
@@ -54,8 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-to", type=Path, metavar="FOLDER",
                      help="append this invocation's wall time and peak memory to FOLDER/invocations.jsonl "
                           "(default: --out), e.g. to record a smoke grid beside the reference records")
-    run.add_argument("--dry-run", action="store_true", help="print the grid and exit")
+    run.add_argument("--dry-run", action="store_true", help="print the grid and exit, changing nothing on disk")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    _add_run_arguments(commands.add_parser("run", help="train and evaluate a grid of runs (resumable)"))
 
     report = commands.add_parser("report", help="turn run records into tables and figures")
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder holding runs/ (default: runs/)")
@@ -94,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnknownNameError, FileNotFoundError, PermissionError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return 1
 
 
@@ -103,33 +119,19 @@ def cmd_list() -> int:
     print("Methods (name | needs masks | summary):")
     for name, spec in methods.items():
         print(f"  {name:<22} {'yes' if spec.needs_masks else 'no ':<4} {spec.summary}")
+        if spec.extended:
+            print(f"  {'':<22}   extended (runs with --extended or by name): {spec.extended}")
     print("\nExperiments (name | test splits | summary):")
     for name, exp in experiments.items():
         note = f"  [needs {DATA_ENV}]" if USER_DATA_TAG in exp.tags else ""
         print(f"  {name:<22} {', '.join(exp.test_splits):<36} {exp.summary}{note}")
+        if exp.extended:
+            print(f"  {'':<22}   extended (runs with --extended or by name): {exp.extended}")
         for method_name, spec in methods.items():
             reason = spec.reason_not_applicable(exp.tags)
             if reason:
                 print(f"  {'':<22}   not run: {method_name} ({reason})")
     return 0
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before any training when run records could not be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise PermissionError(f"--out {folder} is not writable: {err.strerror or err}") from err
-
-
-def _resolve_device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _positive_int(text: str, flag: str) -> int:
@@ -147,97 +149,100 @@ def _memory_text(monitor: ResourceMonitor) -> str:
     return f"; peak memory {peak / 2**30:.2f} GiB (PSS of all processes)" if peak else ""
 
 
-def log_invocation(out: Path, args: argparse.Namespace, device: str, workers: int, threads: int, tasks: Sequence,
-                   outcomes: Sequence, monitor: ResourceMonitor) -> None:
-    """Record what this invocation ran and what it cost in ``<out>/invocations.jsonl``."""
-    from benchmarks.provenance import git_commit, package_versions
+def _experiments(available: dict[str, ExperimentSpec], args: argparse.Namespace) -> list[str]:
+    """The experiments to run: named ones, else the default ones (and, with ``--extended``, the
+    others); the real-data ones only where their root is set. Each experiment's data are
+    checked once, here: one whose data are missing is left out with one message."""
+    from benchmarks import grid
 
-    local = args.executor == "local"
-    record = {
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "profile": args.profile,
-        "seeds": list(args.seeds),
-        "experiments": sorted({t.experiment for t in tasks}),
-        "methods": sorted({t.method for t in tasks}),
-        "runs_in_grid": len(tasks),
-        "runs_trained": len(outcomes),
-        "outcomes": {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error", "submitted")},
-        "executor": args.executor,
-        "jobs": workers if local else None,
-        "threads_per_job": threads if local else None,
-        "device": device,
-        "machine": machine(),
-        "git_commit": git_commit(),
-        "torch": package_versions().get("torch"),
-        **monitor.summary(),
-    }
-    append_invocation(out, record)
+    names = grid.choose(available, args.experiments, "experiment", args.extended)
+    if not args.experiments and not os.environ.get(DATA_ENV):
+        left_out = [n for n in names if USER_DATA_TAG in available[n].tags]
+        if left_out:
+            print(f"not running {', '.join(left_out)}: set {DATA_ENV} or --data-root to the real collections")
+        names = [n for n in names if n not in left_out]
+    chosen = []
+    for name in names:
+        reason = available[name].missing_data(args.cache_dir)
+        if reason:
+            print(f"not running {name}: its data are missing here.\n{reason}")
+        else:
+            chosen.append(name)
+    return chosen
+
+
+def _unique_seeds(seeds: Sequence[int]) -> list[int]:
+    unique = list(dict.fromkeys(seeds))
+    if len(unique) < len(seeds):
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        print(f"--seeds: {', '.join(map(str, repeated))} given more than once; each seed runs once")
+    return unique
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks import distributed, grid, runner
+    from benchmarks.executors import local
 
     if not (args.all or args.methods or args.experiments):
         raise ValueError("choose what to run: --all, or --methods and/or --experiments")
-    if args.data_root:
-        os.environ[DATA_ENV] = str(args.data_root)
-    all_methods = discover_methods()
-    all_experiments = discover_experiments()
-    method_names = select(all_methods, args.methods or ["*"], "method")
-    if args.experiments:
-        experiment_names = select(all_experiments, args.experiments, "experiment")
-    else:
-        have_data = bool(os.environ.get(DATA_ENV))
-        experiment_names = [n for n, e in all_experiments.items() if have_data or USER_DATA_TAG not in e.tags]
-        left_out = sorted(set(all_experiments) - set(experiment_names))
-        if left_out:
-            print(f"not running {', '.join(left_out)}: set {DATA_ENV} or --data-root to the real collections")
-        for name in list(experiment_names):
-            reason = all_experiments[name].missing_data(args.cache_dir)
-            if reason:
-                experiment_names.remove(name)
-                print(f"not running {name}: its data are missing here.\n{reason}")
     if args.n_hparams < 1:
         raise ValueError("--n-hparams must be at least 1")
     fixed_jobs = None if args.jobs == "auto" else _positive_int(args.jobs, "--jobs")
-    check_writable(args.out)
-    on_nodes = args.executor == "slurm" and args.device == "auto"  # the jobs' device, not this login node's
-    device = ("cuda" if args.slurm_gpus else "cpu") if on_nodes else _resolve_device(args.device)
-    distributed.init_from_env(device)  # a no-op unless launched by torchrun
-    tasks, skipped = grid.expand(
-        {n: all_experiments[n] for n in experiment_names},
-        {n: all_methods[n] for n in method_names},
-        args.seeds,
-        args.profile,
-        args.n_hparams,
-        args.out.resolve(),
-        args.cache_dir.resolve(),
-        device,
-    )
+    device = runner.resolve_device(args.device, args.executor, args.slurm_gpus)
+    distributed.init_from_env(device)  # a no-op unless launched by torchrun (then only rank 0 prints)
+    runner.check_out(args.out, dry_run=args.dry_run)
+    if args.data_root:
+        os.environ[DATA_ENV] = str(args.data_root)
+    all_methods, all_experiments = discover_methods(), discover_experiments()
+    method_names = grid.choose(all_methods, args.methods, "method", args.extended)
+    experiment_names = _experiments(all_experiments, args)
+    args.seeds = _unique_seeds(args.seeds)
+    if args.out == DEFAULT_OUT and (EARLIER_DEFAULT_OUT / "runs").is_dir():
+        print(f"note: {EARLIER_DEFAULT_OUT / 'runs'}/ holds records of the earlier default layout; "
+              f"pass --out {EARLIER_DEFAULT_OUT} to resume or report them")
+    tasks, skipped = grid.expand({n: all_experiments[n] for n in experiment_names},
+                                 {n: all_methods[n] for n in method_names}, args.seeds, args.profile, args.n_hparams,
+                                 args.out.resolve(), args.cache_dir.resolve(), device)
     for skip in skipped:
         print(f"skip {skip.experiment}/{skip.method}: {skip.reason}")
-    todo, done = runner.pending(tasks)
+    todo, done = runner.pending(tasks, dry_run=args.dry_run)
     print(f"{len(tasks)} runs in the grid ({args.profile} profile): {len(done)} done, {len(todo)} to run")
     if args.dry_run:
         for task in todo:
             print(f"  would run {task.label}  -> {runner.run_dir(task).path}")
         return 0
-    jobs = runner.auto_jobs(device) if fixed_jobs is None else fixed_jobs
-    workers, threads = runner.pool_shape(jobs, len(todo))
-    show = not args.no_progress
-    with ResourceMonitor() as monitor:
-        if args.executor != "local":
-            outcomes = runner.run_submitit(todo, runner.SlurmOptions.from_args(args), show_progress=show)
-        elif workers > 1:
-            outcomes = runner.run_pool(todo, jobs, show_progress=show)
-        else:
-            outcomes = runner.run_serial(todo, show_progress=show)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
+    jobs = local.auto_jobs(device) if fixed_jobs is None else fixed_jobs
+    workers, share = local.pool_shape(jobs, len(todo))
+    try:
+        with ResourceMonitor() as monitor:
+            outcomes = _execute(todo, args, jobs, workers)
+    except KeyboardInterrupt:
+        if args.executor == "local":
+            print(runner.interrupted_text(todo, args.out), file=sys.stderr)
+        return 130
     if todo and distributed.is_main():
-        import torch
+        from benchmarks.executors.unit import run_threads
 
-        threads = threads if workers > 1 else torch.get_num_threads()  # the serial executor keeps torch's own
-        log_invocation(args.log_to or args.out, args, device, workers, threads, tasks, outcomes, monitor)
+        threads = run_threads(device, share if workers > 1 else torch.get_num_threads())
+        runner.log_invocation(args.log_to or args.out, args, device, workers, threads, tasks, outcomes, monitor)
+    return _summary(outcomes, monitor)
+
+
+def _execute(todo: Sequence, args: argparse.Namespace, jobs: int, workers: int) -> list:
+    """Hand the runs to the executor the arguments choose."""
+    from benchmarks.executors import local, slurm
+
+    show = not args.no_progress
+    if args.executor != "local":
+        return slurm.run_submitit(todo, slurm.SlurmOptions.from_args(args), show_progress=show)
+    if workers > 1:
+        return local.run_pool(todo, jobs, show_progress=show)
+    return local.run_serial(todo, show_progress=show)
+
+
+def _summary(outcomes: Sequence, monitor: ResourceMonitor) -> int:
+    """Print what the invocation did; exit code 1 when a run ended in an error."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
     print(f"finished in {monitor.wall:.1f} s: {counts['ok']} ok, {counts['failed']} failed, {counts['error']} errors"
           + _memory_text(monitor))
     if any(o.status == "submitted" for o in outcomes):

@@ -6,11 +6,15 @@ Launch the ordinary command under ``torchrun`` (or ask SLURM for several tasks p
     torchrun --nproc_per_node=4 -m benchmarks run --methods standard --profile paper
 
 Every rank walks the same grid and trains the same run at the same time; each epoch's
-shuffled order (the very order a single process uses) is cut into one shard per rank; after
-``loss.backward()`` the gradients are averaged across ranks; only rank 0 writes the record
-and its checkpoints; every rank resumes from the same checkpoint. Without ``torchrun`` (no
-``WORLD_SIZE`` > 1 in the environment) every function here is a no-op or falls through to
-the single-process code, so single-process runs are bit-for-bit what they were.
+shuffled order (the very order a single process uses, from :mod:`benchmarks.batching`) is
+cut into one shard per rank; after ``loss.backward()`` the gradients are averaged across
+ranks; only rank 0 writes the record and its checkpoints; every rank resumes from the same
+checkpoint. The process group this process joined is described by one immutable
+:class:`Group`; what changes while a run trains (its epoch, this rank's share of the current
+batch) lives in the :class:`Replicas` object that :func:`start_run` returns for that run.
+Without ``torchrun`` (no ``WORLD_SIZE`` > 1 in the environment) there is no group and every
+step falls through to the single-process code, so single-process runs are bit-for-bit what
+they were.
 
 **What a DDP run is.** The profile's ``batch_size`` stays the *global* batch: each step,
 the batch a single process would train on is split across the ranks (rank ``r`` takes
@@ -52,10 +56,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from benchmarks.api import Batch, TensorSplit
-from benchmarks.store import RunDir
+from benchmarks.api import Batch
+from benchmarks.batching import batch_indices, iterate_batches, load_batch
+from benchmarks.store import CorruptRecordError, RunDir
 
 #: minutes a rank waits in a collective before giving up (evaluation runs on every rank,
 #: so ranks never wait for one another for long)
@@ -66,20 +71,23 @@ class ReplicasDiverged(RuntimeError):
     """Ranks hold different models at a point where they must agree."""
 
 
-@dataclass
-class _State:
+@dataclass(frozen=True)
+class Group:
+    """The process group this process belongs to."""
+
     rank: int
     world_size: int
     local_rank: int
     backend: str
     owns_group: bool
-    module: nn.Module | None = None
-    seed: int = 0
-    epoch: int = 0
-    weight: float = 1.0  # this rank's share of the current global batch
+
+    def comm_device(self) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
 
 
-_state: _State | None = None
+#: the group joined by :func:`init_from_env` (like torch.distributed's own default group, one
+#: per process); ``None`` in a single-process run
+_group: Group | None = None
 
 
 # --------------------------------------------------------------------------- set-up
@@ -99,8 +107,8 @@ def init_from_env(device: str = "cpu", silence_other_ranks: bool = True) -> bool
     (each rank on GPU ``LOCAL_RANK``) and gloo on the CPU. Ranks other than 0 print nothing
     on stdout (their stderr is kept, so their errors still show).
     """
-    global _state
-    if _state is not None:
+    global _group
+    if _group is not None:
         return True
     if env_world_size() <= 1:
         return False
@@ -117,64 +125,59 @@ def init_from_env(device: str = "cpu", silence_other_ranks: bool = True) -> bool
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=TIMEOUT_MIN))
-    _state = _State(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                    backend=dist.get_backend(), owns_group=owns)
+    _group = Group(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
+                   backend=dist.get_backend(), owns_group=owns)
     atexit.register(shutdown)
-    if silence_other_ranks and _state.rank != 0:
+    if silence_other_ranks and _group.rank != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     return True
 
 
 def shutdown() -> None:
     """Leave the process group (if this module created it)."""
-    global _state
-    if _state is not None and _state.owns_group and dist.is_initialized():
+    global _group
+    if _group is not None and _group.owns_group and dist.is_initialized():
         dist.destroy_process_group()
-    _state = None
+    _group = None
 
 
 def is_active() -> bool:
-    return _state is not None
+    return _group is not None
 
 
 def rank() -> int:
-    return 0 if _state is None else _state.rank
+    return 0 if _group is None else _group.rank
 
 
 def world_size() -> int:
-    return 1 if _state is None else _state.world_size
+    return 1 if _group is None else _group.world_size
 
 
 def is_main() -> bool:
     """True on rank 0, and in every single-process run."""
-    return _state is None or _state.rank == 0
+    return _group is None or _group.rank == 0
 
 
 def describe() -> dict[str, Any]:
     """What provenance records about data parallelism ({} for a single process)."""
-    if _state is None:
+    if _group is None:
         return {}
-    return {"distributed": {"world_size": _state.world_size, "backend": _state.backend,
+    return {"distributed": {"world_size": _group.world_size, "backend": _group.backend,
                             "global_batch": "profile batch_size, split across ranks"}}
-
-
-def _comm_device() -> torch.device:
-    assert _state is not None
-    return torch.device("cuda", torch.cuda.current_device()) if _state.backend == "nccl" else torch.device("cpu")
 
 
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (``obj`` itself without a process group)."""
-    if _state is None:
+    if _group is None:
         return obj
-    box = [obj if _state.rank == 0 else None]
-    dist.broadcast_object_list(box, src=0, device=_comm_device() if _state.backend == "nccl" else None)
+    box = [obj if _group.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0, device=_group.comm_device() if _group.backend == "nccl" else None)
     return box[0]
 
 
 # --------------------------------------------------------------------------- the record
 class _SilentRunDir(RunDir):
-    """A run folder as seen by ranks other than 0: read, never written."""
+    """A run folder as seen by ranks other than 0: read, never written or moved."""
 
     def write_json(self, name: str, obj: Any) -> None:
         pass
@@ -197,15 +200,13 @@ class _SilentRunDir(RunDir):
     def mark_done(self, status: str, reason: str | None = None, keep_checkpoint: bool = False) -> None:
         pass
 
-    def reset(self) -> None:
-        pass
+    def set_aside(self) -> Path | None:
+        return None
 
     def read_checkpoint(self) -> dict[str, Any] | None:
-        if not self.checkpoint_path.exists():
-            return None
         try:
-            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001 - rank 0 decides what a damaged checkpoint means
+            return super().read_checkpoint()
+        except CorruptRecordError:  # rank 0 sets it aside; every rank then starts afresh
             return None
 
 
@@ -214,181 +215,152 @@ def run_dir(path: Path) -> RunDir:
     return RunDir(path) if is_main() else _SilentRunDir(path)
 
 
-# --------------------------------------------------------------------------- training hooks
-def start_run(method: nn.Module, epochs_done: int, seed: int) -> None:
-    """Call once the method is built and its checkpoint (if any) loaded.
+# --------------------------------------------------------------------------- one run's replicas
+@dataclass
+class Replicas:
+    """One run trained by every rank of ``group`` (or by this process alone when ``group`` is
+    ``None``: every step then falls through to the single-process code).
 
-    Checks that every rank resumes from the same epoch, copies rank 0's parameters and
-    buffers to every rank, and seeds each rank's RNG for the first epoch to train.
+    ``epoch`` is the epoch being trained; ``weight`` this rank's share of the current global
+    batch (set by :meth:`batches`, used by :meth:`all_reduce_gradients`).
     """
-    if _state is None:
-        return
+
+    group: Group | None
+    module: nn.Module | None
+    seed: int
+    epoch: int
+    weight: float = 1.0
+
+    def batches(self, split: Dataset, batch_size: int, shuffle_seed: int | None) -> Iterator[Batch]:
+        """This rank's shard of every training batch of an epoch (all of it in one process).
+
+        Rank ``r`` of ``W`` gets items ``r, r + W, ...`` of each batch of the single-process
+        order. A batch smaller than ``W`` leaves some ranks without an item: they train on a
+        copy of the first item with weight 0, so that every rank takes part in every step.
+        After the last batch, rank 0's model is copied to all ranks (they are expected to be
+        identical already; a difference is reported) and the next epoch's RNG is seeded.
+        """
+        if self.group is None:
+            yield from iterate_batches(split, batch_size, shuffle_seed)
+            return
+        for indices in batch_indices(split, batch_size, shuffle_seed):
+            mine = indices[self.group.rank :: self.group.world_size]
+            self.weight = len(mine) / len(indices)
+            yield load_batch(split, mine if len(mine) else indices[:1])
+        self.weight = 1.0
+        if self.module is not None:
+            self.sync_from_rank0(check=True)
+        self.epoch += 1
+        self.seed_epoch()
+
+    def all_finite(self, loss: Tensor) -> bool:
+        """Whether the loss is finite on every rank (so that all ranks stop at the same step)."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.group is None:
+            return finite
+        flag = torch.tensor([1.0 if finite else 0.0], device=self.group.comm_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item() > 0)
+
+    def all_reduce_gradients(self, out: MutableMapping[str, Tensor] | None = None) -> None:
+        """Average, across ranks, every parameter's gradient of :attr:`module` (weighted by each
+        rank's share of the global batch), the floating-point buffers (batch-norm running
+        statistics) and the scalar terms of ``out`` (so the logged losses are those of the
+        global batch).
+
+        One flattened float32 bucket and one ``all_reduce``. A parameter without a gradient on
+        every rank keeps ``grad = None`` (so optimisers skip it as they would in one process).
+        """
+        if self.group is None or self.module is None:
+            return
+        device, w = self.group.comm_device(), self.weight
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        buffers = [b for b in self.module.buffers() if b.is_floating_point()]
+        keys = sorted(k for k, v in (out or {}).items() if k != "logits" and torch.is_tensor(v) and v.numel() == 1)
+        dtype = _bucket_dtype([*params, *buffers])
+
+        def piece(t: Tensor) -> Tensor:
+            return t.detach().reshape(-1).to(device=device, dtype=dtype) * w
+
+        pieces = [torch.zeros(p.numel(), device=device, dtype=dtype) if p.grad is None else piece(p.grad)
+                  for p in params]
+        pieces.append(torch.tensor([0.0 if p.grad is None else 1.0 for p in params], device=device, dtype=dtype))
+        pieces += [piece(b) for b in buffers]
+        pieces += [piece(out[k]) for k in keys]
+        flat = torch.cat(pieces)
+        dist.all_reduce(flat)
+        offset = sum(p.numel() for p in params)
+        has_grad = flat[offset : offset + len(params)].tolist()
+        start = 0
+        for p, flag in zip(params, has_grad, strict=True):
+            if flag > 0:
+                value = flat[start : start + p.numel()].view_as(p).to(device=p.device, dtype=p.dtype)
+                if p.grad is None:
+                    p.grad = value.clone()
+                else:
+                    p.grad.copy_(value)
+            start += p.numel()
+        offset += len(params)
+        for b in buffers:
+            b.copy_(flat[offset : offset + b.numel()].view_as(b))
+            offset += b.numel()
+        if out is not None:
+            for i, k in enumerate(keys):
+                out[k] = flat[offset + i].to(out[k].device)
+
+    def seed_epoch(self) -> None:
+        """Seed torch's RNG from (run seed, epoch, rank): different noise per rank, and the
+        same noise whether or not the run was interrupted before this epoch."""
+        assert self.group is not None
+        key = f"{self.seed}:{self.epoch}:{self.group.rank}".encode()
+        torch.manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little") % 2**63)
+
+    def sync_from_rank0(self, check: bool) -> None:
+        """Copy rank 0's parameters, floating-point buffers and extra state to every rank."""
+        assert self.group is not None and self.module is not None
+        module = self.module
+        tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+        if tensors:
+            dtype = _bucket_dtype(tensors)
+            mine = torch.cat([t.detach().reshape(-1).to(device=self.group.comm_device(), dtype=dtype)
+                              for t in tensors])
+            flat = mine.clone()
+            dist.broadcast(flat, src=0)
+            if check:
+                gap = float((flat - mine).abs().max())
+                if gap > 0:
+                    warnings.warn(f"rank {self.group.rank}: model differed from rank 0's by up to {gap:.3g} after "
+                                  f"epoch {self.epoch}; continuing from rank 0's", stacklevel=2)
+            offset = 0
+            with torch.no_grad():
+                for t in tensors:
+                    t.copy_(flat[offset : offset + t.numel()].view_as(t))
+                    offset += t.numel()
+        if hasattr(module, "extra_state") and hasattr(module, "load_extra_state"):
+            extra = broadcast_object(module.extra_state() if self.group.rank == 0 else None)
+            if self.group.rank != 0:
+                module.load_extra_state(extra)
+
+
+def start_run(method: nn.Module, epochs_done: int, seed: int) -> Replicas:
+    """The replicas of one run; call once the method is built and its checkpoint (if any) loaded.
+
+    Under a process group it checks that every rank resumes from the same epoch, copies rank
+    0's parameters and buffers to every rank, and seeds each rank's RNG for the first epoch
+    to train.
+    """
+    replicas = Replicas(_group, method, seed, epochs_done)
+    if _group is None:
+        return replicas
     first = broadcast_object(epochs_done)
     if first != epochs_done:
-        raise ReplicasDiverged(f"rank {_state.rank} would resume after epoch {epochs_done}, rank 0 after {first}: "
+        raise ReplicasDiverged(f"rank {_group.rank} would resume after epoch {epochs_done}, rank 0 after {first}: "
                                "the ranks read different checkpoints (is --out on a shared file system?)")
-    _state.module, _state.seed, _state.epoch = method, seed, epochs_done
-    _sync_from_rank0(method, check=False)
-    _seed_epoch()
-
-
-def batches(split: Dataset, batch_size: int, shuffle_seed: int | None) -> Iterator[Batch]:
-    """This rank's shard of every training batch of an epoch (all of it in one process).
-
-    Rank ``r`` of ``W`` gets items ``r, r + W, ...`` of each batch of the single-process
-    order. A batch smaller than ``W`` leaves some ranks without an item: they train on a
-    copy of the first item with weight 0, so that every rank takes part in every step.
-    After the last batch, rank 0's model is copied to all ranks (they are expected to be
-    identical already; a difference is reported) and the next epoch's RNG is seeded.
-    """
-    from benchmarks.training import iterate_batches
-
-    if _state is None:
-        yield from iterate_batches(split, batch_size, shuffle_seed)
-        return
-    for indices in _batch_indices(split, batch_size, shuffle_seed):
-        mine = indices[_state.rank :: _state.world_size]
-        _state.weight = len(mine) / len(indices)
-        if len(mine) == 0:
-            mine = indices[:1]
-        yield _load(split, mine)
-    _state.weight = 1.0
-    if _state.module is not None:
-        _sync_from_rank0(_state.module, check=True)
-    _state.epoch += 1
-    _seed_epoch()
-
-
-def all_finite(loss: Tensor) -> bool:
-    """Whether the loss is finite on every rank (so that all ranks stop at the same step)."""
-    finite = bool(torch.isfinite(loss.detach()).all())
-    if _state is None:
-        return finite
-    flag = torch.tensor([1.0 if finite else 0.0], device=_comm_device())
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag.item() > 0)
-
-
-def all_reduce_gradients(module: nn.Module, out: MutableMapping[str, Tensor] | None = None) -> None:
-    """Average, across ranks, every parameter's gradient (weighted by each rank's share of
-    the global batch), the floating-point buffers (batch-norm running statistics) and the
-    scalar terms of ``out`` (so the logged losses are those of the global batch).
-
-    One flattened float32 bucket and one ``all_reduce``. A parameter without a gradient on
-    every rank keeps ``grad = None`` (so optimisers skip it as they would in one process).
-    """
-    if _state is None:
-        return
-    device = _comm_device()
-    w = _state.weight
-    params = [p for p in module.parameters() if p.requires_grad]
-    buffers = [b for b in module.buffers() if b.is_floating_point()]
-    keys = sorted(k for k, v in (out or {}).items() if k != "logits" and torch.is_tensor(v) and v.numel() == 1)
-    dtype = _bucket_dtype([*params, *buffers])
-
-    def piece(t: Tensor) -> Tensor:
-        return t.detach().reshape(-1).to(device=device, dtype=dtype) * w
-
-    pieces = [torch.zeros(p.numel(), device=device, dtype=dtype) if p.grad is None else piece(p.grad) for p in params]
-    pieces.append(torch.tensor([0.0 if p.grad is None else 1.0 for p in params], device=device, dtype=dtype))
-    pieces += [piece(b) for b in buffers]
-    pieces += [piece(out[k]) for k in keys]
-    flat = torch.cat(pieces)
-    dist.all_reduce(flat)
-    offset = 0
-    grads = []
-    for p in params:
-        grads.append(flat[offset : offset + p.numel()])
-        offset += p.numel()
-    has_grad = flat[offset : offset + len(params)]
-    offset += len(params)
-    for p, g, flag in zip(params, grads, has_grad.tolist(), strict=True):
-        if flag > 0:
-            value = g.view_as(p).to(device=p.device, dtype=p.dtype)
-            if p.grad is None:
-                p.grad = value.clone()
-            else:
-                p.grad.copy_(value)
-    for b in buffers:
-        b.copy_(flat[offset : offset + b.numel()].view_as(b))
-        offset += b.numel()
-    if out is not None:
-        for i, k in enumerate(keys):
-            out[k] = flat[offset + i].to(out[k].device)
-
-
-# --------------------------------------------------------------------------- internals
-class _Indices(Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
-def _batch_indices(split: Dataset, batch_size: int, shuffle_seed: int | None) -> Iterator[Tensor]:
-    """The index batches of :func:`benchmarks.training.iterate_batches`, in the same order.
-
-    For a :class:`TensorSplit` that is ``randperm`` by the seeded generator; for any other
-    dataset it is the very sampler (and generator use) of the ``DataLoader`` used there,
-    run over indices instead of images.
-    """
-    generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
-    n = len(split)
-    if isinstance(split, TensorSplit):
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield order[start : start + batch_size]
-        return
-    yield from DataLoader(_Indices(n), batch_size=batch_size, shuffle=generator is not None, generator=generator)
-
-
-def _load(split: Dataset, indices: Tensor) -> Batch:
-    if isinstance(split, TensorSplit):
-        return split.batch(indices)
-    from torch.utils.data import default_collate
-
-    sample = default_collate([split[int(i)] for i in indices])
-    return Batch(sample["image"], sample["label"], sample.get("mask"), sample["group"])
+    replicas.sync_from_rank0(check=False)
+    replicas.seed_epoch()
+    return replicas
 
 
 def _bucket_dtype(tensors: list[Tensor]) -> torch.dtype:
     """float32, or float64 when any tensor is (so that no value loses precision in transit)."""
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
-
-
-def _seed_epoch() -> None:
-    """Seed torch's RNG from (run seed, epoch, rank): different noise per rank, and the
-    same noise whether or not the run was interrupted before this epoch."""
-    assert _state is not None
-    key = f"{_state.seed}:{_state.epoch}:{_state.rank}".encode()
-    torch.manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little") % 2**63)
-
-
-def _sync_from_rank0(module: nn.Module, check: bool) -> None:
-    """Copy rank 0's parameters, floating-point buffers and extra state to every rank."""
-    assert _state is not None
-    device = _comm_device()
-    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
-    if tensors:
-        dtype = _bucket_dtype(tensors)
-        mine = torch.cat([t.detach().reshape(-1).to(device=device, dtype=dtype) for t in tensors])
-        flat = mine.clone()
-        dist.broadcast(flat, src=0)
-        if check:
-            gap = float((flat - mine).abs().max())
-            if gap > 0:
-                warnings.warn(f"rank {_state.rank}: model differed from rank 0's by up to {gap:.3g} after epoch "
-                              f"{_state.epoch}; continuing from rank 0's", stacklevel=2)
-        offset = 0
-        with torch.no_grad():
-            for t in tensors:
-                t.copy_(flat[offset : offset + t.numel()].view_as(t))
-                offset += t.numel()
-    if hasattr(module, "extra_state") and hasattr(module, "load_extra_state"):
-        extra = broadcast_object(module.extra_state() if _state.rank == 0 else None)
-        if _state.rank != 0:
-            module.load_extra_state(extra)

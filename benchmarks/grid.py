@@ -1,5 +1,8 @@
 """The run grid: experiments x methods x seeds x hyper-parameter draws, under one profile.
 
+The default grid leaves out the methods and experiments registered with ``extended="why"``;
+:func:`choose` takes them in when they are named, or when the extended set is asked for.
+
 Hyper-parameter draw 0 is the method's defaults; draws 1..n-1 are sampled from its search
 space by a generator seeded with the draw index and the method name, so a sweep is the
 same on every machine.
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.api import ExperimentSpec, MethodSpec
+from benchmarks.registry import select
 from benchmarks.training import RunTask, profile_settings
 
 
@@ -27,6 +31,15 @@ class Skipped:
     experiment: str
     method: str
     reason: str
+
+
+def choose(available: Mapping[str, MethodSpec | ExperimentSpec], patterns: Sequence[str], kind: str,
+           extended: bool = False) -> list[str]:
+    """The names that ``patterns`` (names or glob patterns) select, every one of them extended
+    or not; without patterns, the default grid's names, and with ``extended`` the others too."""
+    if patterns:
+        return select(dict(available), patterns, kind)
+    return [name for name, spec in available.items() if extended or not spec.extended]
 
 
 def sample_hparams(spec: MethodSpec, index: int) -> dict[str, Any]:
@@ -64,9 +77,10 @@ def expand(
     cache_dir: Path,
     device: str,
 ) -> tuple[list[RunTask], list[Skipped]]:
-    """All runs of the grid, and the (experiment, method) pairs that do not apply."""
+    """All runs of the grid (each once), and the (experiment, method) pairs that do not apply."""
     tasks: list[RunTask] = []
     skipped: list[Skipped] = []
+    seeds = list(dict.fromkeys(seeds))  # a seed given twice is one run, not two writers of one folder
     for exp in experiments.values():
         settings = profile_settings(exp.profile(profile))
         for method in methods.values():

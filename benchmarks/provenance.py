@@ -1,4 +1,6 @@
-"""Provenance of a run: code version, package versions, machine and device."""
+"""Provenance of a run: code version, package versions, machine and device, and one entry
+per start or resume of the run (``starts``), so that a record trained in several sittings
+says what each sitting ran on."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from benchmarks.resources import cpu_model
 
 PACKAGES = ("torch", "torchvision", "timm", "captum", "numpy", "scikit-learn", "pandas", "isnet-benchmarks")
 
@@ -52,6 +56,26 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def device_name(device: torch.device) -> str:
+    """The device by model: the GPU's name, or ``cpu (<processor model>)``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({cpu_model()})"
+
+
+def start_entry(device: torch.device, resumed_from_epoch: int) -> dict[str, Any]:
+    """What one start (``resumed_from_epoch`` 0) or resume of a run ran on: the torch thread
+    count and the device change a run's numbers on the CPU, so every sitting is recorded."""
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threads": torch.get_num_threads(),
+        "device": device_name(device),
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "resumed_from_epoch": int(resumed_from_epoch),
+    }
 
 
 def collect(device: torch.device, data_checksum: str) -> dict[str, Any]:

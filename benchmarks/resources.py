@@ -145,18 +145,21 @@ class ResourceMonitor:
         }
 
 
-def machine() -> dict[str, Any]:
-    """The machine in words: CPU model, usable cores, memory, OS."""
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The processor's model name (from ``/proc/cpuinfo`` where there is one)."""
     try:
         for line in (PROC / "cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """The machine in words: CPU model, usable cores, memory, OS."""
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "usable_cores": usable_cores(),
         "logical_cpus": os.cpu_count(),
         "memory_bytes": _read_kib(PROC / "meminfo", "MemTotal"),

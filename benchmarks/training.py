@@ -8,11 +8,13 @@ the method's training objective is averaged over the in-distribution validation 
 epochs whose weights are ``selectable``, are the ones evaluated. Test splits are only ever
 read by that final evaluation.
 
-A run is deterministic given its configuration: the data order of epoch ``e`` comes from a
-generator seeded by ``(seed, e)`` and the torch RNG state is checkpointed, so a run killed
-after epoch ``e`` and resumed ends with the same weights as one that never stopped; the
-selected weights are written (``best.pt``) before the epoch's checkpoint, so they survive
-a kill too.
+A run is deterministic given its configuration (and, on the CPU, its thread count, which
+every executor fixes: :mod:`benchmarks.executors.unit`): the data order of epoch ``e`` comes
+from a generator seeded by ``(seed, e)`` (:mod:`benchmarks.batching`) and torch's RNG states
+are checkpointed, so a run killed after epoch ``e`` and resumed ends with the same weights
+as one that never stopped; the selected weights are written (``best.pt``) before the epoch's
+checkpoint, so they survive a kill too. Every start and resume appends what it ran on
+(threads, device, host, torch) to ``provenance.json``'s ``starts``.
 """
 
 from __future__ import annotations
@@ -20,31 +22,30 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from benchmarks import distributed, provenance
 from benchmarks.api import (
-    Batch,
     DataBundle,
     ExperimentProfile,
     ExperimentSpec,
     Method,
     MethodSpec,
     ModelContext,
-    TensorSplit,
 )
 from benchmarks.architectures import build_backbone
+from benchmarks.batching import count_batches, iterate_batches
 from benchmarks.convergence import still_improving
 from benchmarks.explanations import explanation_record
-from benchmarks.store import RunDir, run_path
+from benchmarks.store import CorruptRecordError, RunDir, run_path
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,6 +83,11 @@ class RunTask:
         }
 
     @property
+    def folder(self) -> Path:
+        """The run's record folder under ``out``."""
+        return run_path(self.out, self.experiment, self.method, self.seed, self.config)
+
+    @property
     def label(self) -> str:
         draw = f"/h{self.hparam_index}" if self.hparam_index else ""
         return f"{self.experiment}/{self.method}/seed{self.seed}{draw}"
@@ -91,26 +97,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def iterate_batches(split: Dataset, batch_size: int, shuffle_seed: int | None) -> Iterator[Batch]:
-    """Batches of ``split``; shuffled by a generator of its own when a seed is given."""
-    generator = None
-    if shuffle_seed is not None:
-        generator = torch.Generator().manual_seed(shuffle_seed)
-    if isinstance(split, TensorSplit):
-        n = len(split)
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield split.batch(order[start : start + batch_size])
-        return
-    loader = DataLoader(split, batch_size=batch_size, shuffle=generator is not None, generator=generator)
-    for sample in loader:
-        yield Batch(sample["image"], sample["label"], sample.get("mask"), sample["group"])
-
-
-def count_batches(split: Dataset, batch_size: int) -> int:
-    return math.ceil(len(split) / batch_size)
 
 
 @torch.no_grad()
@@ -200,7 +186,7 @@ def train_run(
     show_progress: bool = True,
 ) -> str:
     """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``)."""
-    run = distributed.run_dir(_run_path(task))
+    run = distributed.run_dir(task.folder)
     profile = experiment.profile(task.profile)
     device = torch.device(task.device)
     seed_everything(task.seed)
@@ -209,81 +195,35 @@ def train_run(
         raise ValueError(f"{task.method} needs foreground masks but {task.experiment} has none")
     method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams).to(device)
     optimizer = method.configure_optimizer()
-    grad_clip = method.hparams.get("grad_clip")
 
-    checkpoint = run.read_checkpoint()
-    epochs: list[dict[str, Any]] = []
-    if checkpoint is not None and checkpoint.get("config") == task.config:
-        method.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        method.load_extra_state(checkpoint.get("extra", {}))
-        torch.set_rng_state(checkpoint["torch_rng"])
-        epochs = checkpoint["epochs"]
-    else:
+    epochs, earlier = _resume(run, task, method, optimizer, device)
+    start = provenance.start_entry(device, resumed_from_epoch=len(epochs))
+    if earlier is None:
         splits = {"test_splits": experiment.test_splits, "id_split": experiment.id_split,
                   "shift_splits": experiment.shift_splits, "experiment_tags": sorted(experiment.tags)}
         run.write_json("config.json", {**task.config, "experiment_profile": profile_settings(profile), **splits,
                                        "role": method_spec.role, "selection_rule": SELECTION_RULE})
-        run.write_json("provenance.json", {**provenance.collect(device, bundle.checksum), **distributed.describe()})
-    distributed.start_run(method, len(epochs), task.seed)
+        run.write_json("provenance.json", {**provenance.collect(device, bundle.checksum), **distributed.describe(),
+                                           "starts": [start]})
+    else:
+        run.write_json("provenance.json", {**earlier, "starts": [*earlier.get("starts", []), start]})
+    replicas = distributed.start_run(method, len(epochs), task.seed)
 
     per_epoch = count_batches(bundle.train, profile.batch_size)
-    bar = tqdm(
-        total=profile.epochs * per_epoch,
-        initial=len(epochs) * per_epoch,
-        desc=task.label,
-        position=position,
-        leave=False,
-        disable=not show_progress,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(total=profile.epochs * per_epoch, initial=len(epochs) * per_epoch, desc=task.label,
+               position=position, leave=False, disable=not show_progress, dynamic_ncols=True)
     try:
         for epoch in range(len(epochs), profile.epochs):
             if stops_early(profile, epochs):
                 break
-            started = time.perf_counter()
-            method.on_epoch_start(epoch)
-            method.train()
-            sums: dict[str, float] = {}
-            steps = 0
-            batches = distributed.batches(bundle.train, profile.batch_size, task.seed * 100_003 + epoch)
-            for step, batch in enumerate(batches):
-                out = method.training_step(batch.to(device))
-                loss = out["loss"]
-                if not distributed.all_finite(loss):
-                    terms = {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
-                    raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {step}: {terms}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                distributed.all_reduce_gradients(method, out)
-                if grad_clip:
-                    torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
-                optimizer.step()
-                for key, value in out.items():
-                    if key != "logits" and value.numel() == 1:
-                        sums[key] = sums.get(key, 0.0) + float(value.detach())
-                steps += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
-            epochs.append({
-                "epoch": epoch,
-                **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
-                **validate(method, bundle.val, profile.batch_size, device),
-                "selectable": bool(method.selectable),
-                "seconds": time.perf_counter() - started,
-            })
+            epochs.append(_train_epoch(method, optimizer, replicas, bundle, profile, device, epoch, task.seed, bar))
             run.write_epochs(epochs)
             selected = best_epoch(epochs)
             if selected is not None and selected["epoch"] == epoch:  # saved before the checkpoint: survives a kill
                 run.write_best({"epoch": epoch, "model": method.state_dict()})
-            run.write_checkpoint({
-                "config": task.config,
-                "model": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "extra": method.extra_state(),
-                "torch_rng": torch.get_rng_state(),
-                "epochs": epochs,
-            })
+            run.write_checkpoint({"config": task.config, "model": method.state_dict(),
+                                  "optimizer": optimizer.state_dict(), "extra": method.extra_state(),
+                                  **rng_states(device), "epochs": epochs})
     except TrainingDiverged as err:
         bar.close()
         run.write_json("summary.json", {"status": "failed", "reason": str(err), "epochs": epochs})
@@ -292,6 +232,83 @@ def train_run(
     bar.close()
     _evaluate(run, task, experiment, method, bundle, profile.batch_size, device, epochs)
     return "ok"
+
+
+def _train_epoch(method: Method, optimizer: torch.optim.Optimizer, replicas: distributed.Replicas,
+                 bundle: DataBundle, profile: ExperimentProfile, device: torch.device, epoch: int, seed: int,
+                 bar: tqdm) -> dict[str, Any]:
+    """Train one epoch (this rank's shard of each batch), then validate; the epoch's line of
+    ``metrics.jsonl``. Raises :class:`TrainingDiverged` on a non-finite loss."""
+    started = time.perf_counter()
+    grad_clip = method.hparams.get("grad_clip")
+    method.on_epoch_start(epoch)
+    method.train()
+    sums: dict[str, float] = {}
+    steps = 0
+    for step, batch in enumerate(replicas.batches(bundle.train, profile.batch_size, seed * 100_003 + epoch)):
+        out = method.training_step(batch.to(device))
+        loss = out["loss"]
+        if not replicas.all_finite(loss):
+            terms = {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
+            raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {step}: {terms}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        replicas.all_reduce_gradients(out)
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
+        optimizer.step()
+        for key, value in out.items():
+            if key != "logits" and value.numel() == 1:
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+        steps += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+    return {
+        "epoch": epoch,
+        **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
+        **validate(method, bundle.val, profile.batch_size, device),
+        "selectable": bool(method.selectable),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def rng_states(device: torch.device) -> dict[str, Tensor]:
+    """torch's random generators (the CPU's, and the GPU's on CUDA) as tensors for a checkpoint."""
+    states = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _resume(run: RunDir, task: RunTask, method: Method, optimizer: torch.optim.Optimizer,
+            device: torch.device) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Load the run's checkpoint into ``method`` and ``optimizer``: the finished epochs and the
+    provenance recorded so far (``[], None`` for a fresh start).
+
+    A checkpoint (or ``best.pt``) that is not plain data, one of another configuration, or an
+    unreadable ``provenance.json`` beside it makes the folder damaged: it is moved aside, not
+    read further, and the run starts afresh.
+    """
+    try:
+        checkpoint = run.read_checkpoint()
+        if checkpoint is None:
+            return [], None
+        if checkpoint.get("config") != task.config:
+            raise CorruptRecordError(f"{run.path}: checkpoint.pt was written for another configuration")
+        run.read_best()
+        earlier = run.read_json("provenance.json", {})
+    except CorruptRecordError as err:
+        moved = run.set_aside()
+        where = f"; the folder was moved to {moved}" if moved else ""
+        print(f"{task.label}: damaged checkpoint, starting afresh: {err}{where}", flush=True)
+        return [], None
+    method.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    method.load_extra_state(checkpoint.get("extra", {}))
+    torch.set_rng_state(checkpoint["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in checkpoint:
+        torch.cuda.set_rng_state(checkpoint["cuda_rng"], device)
+    return checkpoint["epochs"], earlier
 
 
 def _evaluate(
@@ -365,7 +382,3 @@ def profile_settings(profile: ExperimentProfile) -> dict[str, Any]:
         "lr": profile.lr,
         "data": dict(profile.data),
     }
-
-
-def _run_path(task: RunTask) -> Path:
-    return run_path(task.out, task.experiment, task.method, task.seed, task.config)

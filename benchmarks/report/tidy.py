@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.evaluation import classification_metrics
-from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord
+from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord, is_set_aside
 
 METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")
 COLUMNS = [
@@ -93,7 +93,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _iter_markers(root: Path) -> Iterator[Path]:
-    yield from sorted(Path(root).glob("runs/*/*/*/" + DONE))
+    yield from (m for m in sorted(Path(root).glob("runs/*/*/*/" + DONE)) if not is_set_aside(m.parent))
 
 
 def collect(root: Path) -> Collection:
@@ -113,7 +113,7 @@ def collect(root: Path) -> Collection:
     errored = []
     for error_file in sorted(root.glob("runs/*/*/*/error.json")):
         folder = error_file.parent
-        if (folder / DONE).exists():
+        if (folder / DONE).exists() or is_set_aside(folder):
             continue
         errored.append(_errored(folder, root))
     return Collection(root, records, damaged, errored)

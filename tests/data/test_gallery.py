@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks.data.gallery import _pick, render_gallery
 from benchmarks.experiments import biased_mnist
+from benchmarks.gallery import _pick, render_gallery
 
 
 def test_gallery_writes_a_png(tmp_path) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import resources, runner
+from benchmarks import resources
 from benchmarks.allocator import keep_freed_buffers
 from benchmarks.cli import main
+from benchmarks.executors import local
 from benchmarks.report.tables import invocations_table
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
@@ -80,8 +81,8 @@ def test_allocator_setting_keeps_results_identical():
 
 
 def test_auto_jobs_is_one_worker_per_core_on_cpu_and_one_per_selected_gpu():
-    assert 1 <= runner.auto_jobs("cpu") <= resources.usable_cores()
-    assert runner.auto_jobs("cuda:1") == 1
+    assert 1 <= local.auto_jobs("cpu") <= resources.usable_cores()
+    assert local.auto_jobs("cuda:1") == 1
 
 
 def test_bad_jobs_value_is_a_clear_error_before_training(tmp_path, capsys):

@@ -101,7 +101,7 @@ def interrupt_before_evaluation(task: RunTask, monkeypatch) -> float:
                                    show_progress=False)
     finally:
         torch.set_num_threads(threads)
-    from benchmarks.runner import run_dir
+    from benchmarks.executors.unit import run_dir
 
     checkpoint = run_dir(task).read_checkpoint()
     assert checkpoint is not None and not run_dir(task).done_path.exists()

@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmarks import distributed
+from benchmarks.batching import iterate_batches
 from benchmarks.cli import main
 from benchmarks.store import iter_records
-from benchmarks.training import iterate_batches
 
 from . import tiny
 
@@ -95,11 +95,12 @@ def test_rank_shards_cut_the_single_process_batches(plain, monkeypatch):
     shards, weights = {}, {}
     with torch.random.fork_rng():
         for rank in (0, 1):
-            monkeypatch.setattr(distributed, "_state", distributed._State(rank, 2, rank, "gloo", owns_group=False))
+            replicas = distributed.Replicas(distributed.Group(rank, 2, rank, "gloo", owns_group=False), module=None,
+                                            seed=0, epoch=0)
             shards[rank], weights[rank] = [], []
-            for batch in distributed.batches(data, 16, shuffle_seed=7):
+            for batch in replicas.batches(data, 16, shuffle_seed=7):
                 shards[rank].append(batch.images)
-                weights[rank].append(distributed._state.weight)
+                weights[rank].append(replicas.weight)
     assert len(shards[0]) == len(shards[1]) == len(single) == 4  # every rank takes part in every step
     for step, whole in enumerate(single[:3]):
         torch.testing.assert_close(shards[0][step], whole[0::2])

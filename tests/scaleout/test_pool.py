@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import runner
 from benchmarks.cli import main
+from benchmarks.executors import local
+from benchmarks.executors.progress import GridProgress
+from benchmarks.executors.unit import Outcome, run_dir
 from benchmarks.resources import process_tree
 
 from .conftest import assert_same_records, interrupt_before_evaluation, smoke_args, smoke_task
@@ -23,7 +25,7 @@ def test_jobs_2_gives_the_serial_records_and_resumes_each_run(serial_reference, 
     out = tmp_path / "pool"
     # seed 1 was killed after training, before its evaluation: it must resume, not retrain
     seconds = interrupt_before_evaluation(smoke_task(out, smoke_cache, seed=1), monkeypatch)
-    monkeypatch.setattr(runner, "usable_cores", lambda: 2)  # 2 workers x 1 thread, as the reference
+    monkeypatch.setattr(local, "usable_cores", lambda: 2)  # 2 workers
     args = smoke_args(out, smoke_cache)
 
     assert main([*args, "--jobs", "2"]) == 0
@@ -31,7 +33,7 @@ def test_jobs_2_gives_the_serial_records_and_resumes_each_run(serial_reference, 
     assert "0 done, 2 to run" in text and "2 ok, 0 failed, 0 errors" in text
 
     assert_same_records(serial_reference, out)
-    resumed = runner.run_dir(smoke_task(out, smoke_cache, seed=1)).read()
+    resumed = run_dir(smoke_task(out, smoke_cache, seed=1)).read()
     assert resumed.epochs[-1]["seconds"] == seconds  # the epoch trained before the kill, not a new one
     assert not (resumed.path / "error.json").exists()
 
@@ -39,15 +41,18 @@ def test_jobs_2_gives_the_serial_records_and_resumes_each_run(serial_reference, 
     assert "2 done, 0 to run" in capsys.readouterr().out
 
 
-def test_grid_progress_counts_finished_epochs_and_runs(tmp_path, smoke_cache):
+def test_grid_progress_counts_finished_epochs_and_shows_whole_runs(tmp_path, smoke_cache, capsys):
     tasks = [smoke_task(tmp_path, smoke_cache, seed) for seed in (0, 1)]
-    metrics = runner.run_dir(tasks[0]).path / "metrics.jsonl"
+    metrics = run_dir(tasks[0]).path / "metrics.jsonl"
     metrics.parent.mkdir(parents=True)
-    metrics.write_text('{"epoch": 0}\n')  # smoke: 1 epoch + evaluation = 2 units, 1 done
-    with runner.GridProgress(tasks, show=False) as progress:
-        assert progress.value == 0.5  # a resumed run starts the bar where it is
-        progress.finish(1, runner.Outcome(tasks[1], "ok"))
-        assert progress.value == 1.5
+    metrics.write_text('{"epoch": 0}\n')  # smoke: 1 epoch + evaluation = 2 units a run, 1 done
+    with GridProgress(tasks, show=True, interval=3600) as progress:
+        assert progress.value == 1  # a resumed run starts the bar where it is
+        progress.finish(1, Outcome(tasks[1], "ok"))
+        assert progress.value == 3
+    shown = capsys.readouterr().err
+    assert "grid 1/2 runs" in shown and "75%" in shown
+    assert ".50" not in shown  # no fractional run counts
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")

@@ -13,8 +13,9 @@ import sys
 import cloudpickle
 from submitit.core.utils import DelayedSubmission
 
-from benchmarks import runner
 from benchmarks.cli import main
+from benchmarks.executors import slurm
+from benchmarks.executors.unit import run_dir
 
 from .conftest import assert_same_records, interrupt_before_evaluation, smoke_args, smoke_task
 
@@ -50,16 +51,16 @@ def test_preempted_job_requeues_the_same_task_which_resumes_from_its_checkpoint(
     seconds = interrupt_before_evaluation(task, monkeypatch)  # the job was preempted after its last epoch
 
     # what submitit does on SIGUSR2: call checkpoint(*args), pickle the result, requeue it
-    delayed = runner.RunJob(threads=1).checkpoint(task)
-    assert isinstance(delayed, DelayedSubmission) and isinstance(delayed.function, runner.RunJob)
+    delayed = slurm.RunJob(cpus=1).checkpoint(task)
+    assert isinstance(delayed, DelayedSubmission) and isinstance(delayed.function, slurm.RunJob)
     assert delayed.args == (task,) and not delayed.kwargs
     requeued = cloudpickle.loads(cloudpickle.dumps(delayed))
 
     outcome = requeued.result()  # the requeued job starts
     assert outcome.status == "ok" and outcome.task == task
-    record = runner.run_dir(task).read()
+    record = run_dir(task).read()
     assert record.epochs[-1]["seconds"] == seconds  # resumed, not retrained
-    reference = runner.run_dir(smoke_task(serial_reference, smoke_cache, seed=0)).read()
+    reference = run_dir(smoke_task(serial_reference, smoke_cache, seed=0)).read()
     assert (record.predictions("deceiving")["logits"] == reference.predictions("deceiving")["logits"]).all()
 
 
@@ -114,5 +115,5 @@ def test_slurm_without_sbatch_says_what_to_do(smoke_cache, tmp_path, monkeypatch
 
 
 def test_slurm_params_parse_numbers():
-    assert runner.parse_params(["slurm_account=lab", "mem_gb=16", "slurm_signal_delay_s=120"]) == {
+    assert slurm.parse_params(["slurm_account=lab", "mem_gb=16", "slurm_signal_delay_s=120"]) == {
         "slurm_account": "lab", "mem_gb": 16, "slurm_signal_delay_s": 120}

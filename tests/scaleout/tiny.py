@@ -79,9 +79,10 @@ def cli_args(out: Path) -> list[str]:
 
 def plug_in(setattr=setattr) -> None:
     """Make the tiny experiment and method discoverable, as an installed plugin would be."""
-    from benchmarks import cli, runner
+    from benchmarks import cli
+    from benchmarks.executors import unit
 
-    for module in (cli, runner):
+    for module in (cli, unit):
         methods, experiments = module.discover_methods, module.discover_experiments
         setattr(module, "discover_methods", lambda methods=methods: {**methods(), "tiny_ddp": TinyNet.spec})
         setattr(module, "discover_experiments", lambda experiments=experiments: {**experiments(),

@@ -1,6 +1,6 @@
 """Sample galleries of an experiment's splits: images with mask outlines and marker boxes.
 
-``python -m benchmarks.data.gallery [EXPERIMENT ...] [--profile cpu] [--out reports/figures]``
+``python -m benchmarks.gallery [EXPERIMENT ...] [--profile cpu] [--out reports/figures]``
 writes ``dataset_samples_<experiment>.png`` per experiment (all registered ones by default).
 """
 
@@ -128,7 +128,7 @@ def _experiments() -> dict[str, ExperimentSpec]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.data.gallery", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gallery", description=__doc__)
     parser.add_argument("experiments", nargs="*", help="experiment names (default: all)")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--cache-dir", default="datasets/cache")
