@@ -252,6 +252,7 @@ class ShortcutAudit:
     """The audit of one experiment (see the module docstring)."""
 
     experiment: str
+    checksum: str  # the bundle's data checksum
     id_split: str
     shift_splits: tuple[str, ...]
     group: GroupAudit
@@ -336,8 +337,8 @@ def audit_bundle(bundle: DataBundle, experiment: str, id_split: str, shift_split
     gaps = {name: _gap(y_id, p_id, tests[name].labels, preds["foreground"][name], seed=i + 1)
             for i, name in enumerate(shift_splits)}
     chance = {name: float(np.bincount(tests[name].labels).max() / len(tests[name].labels)) for name in splits}
-    return ShortcutAudit(experiment, id_split, tuple(shift_splits), group, chance, intervals["background"],
-                         intervals["foreground"], gaps)
+    return ShortcutAudit(experiment, bundle.checksum, id_split, tuple(shift_splits), group, chance,
+                         intervals["background"], intervals["foreground"], gaps)
 
 
 def verdicts(a: ShortcutAudit) -> dict[str, tuple[bool, str]]:

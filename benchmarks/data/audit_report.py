@@ -76,10 +76,10 @@ def markdown(audits: Sequence[ShortcutAudit], profile: str, command: str) -> str
         for name, gap in a.foreground_gap.items():
             lines.append(f"| `{a.experiment}` | {a.id_split} {_ci(a.foreground_label[a.id_split])} | {name} | "
                          f"{_ci(a.foreground_label[name])} | {_ci(gap)} |")
-    failed = [f"`{a.experiment}`: {name} ({why})" for a in audits for name, (ok, why) in verdicts(a).items()
+    failed = [f"`{a.experiment}`, {name}: {why}" for a in audits for name, (ok, why) in verdicts(a).items()
               if not ok]
-    lines += ["", "## Verdict", "", "Every check passes." if not failed else "Failed checks:", ""]
-    lines += [f"- {f}" for f in failed]
+    lines += ["", "## Verdict", "", "Every check passes." if not failed else "Failed checks:"]
+    lines += [""] + [f"- {f}" for f in failed] if failed else []
     lines += ["", "## How it is measured", "",
               "- Bias group: the hospital for the synthetic X-rays (fitted on `train`, tested on the "
               "in-distribution split); for the marked-object sets the class of the marker drawn, on the "
@@ -91,10 +91,11 @@ def markdown(audits: Sequence[ShortcutAudit], profile: str, command: str) -> str
               "per label; the label-alone reference is the same regression on the one-hot only.",
               f"- CNN: three 3x3 convolutions (16, 32, 32 channels), global mean and max pooling, a linear head "
               f"that also sees the label's one-hot (group models only); Adam lr {cfg.lr}, weight decay "
-              f"{cfg.weight_decay}, batch {cfg.batch_size}, whole epochs up to at least {cfg.steps} steps "
+              f"{cfg.weight_decay}, batch {cfg.batch_size}, at least {cfg.steps} optimiser steps (whole epochs) "
               f"whatever the split's size, seed {cfg.seed}, one thread.",
               f"- Intervals: stratified bootstrap percentile intervals ({RESAMPLES} resamples, "
               "`benchmarks.stats`); the difference resamples both splits independently.",
+              "- Data checksums: " + ", ".join(f"`{a.experiment}` `{a.checksum[:16]}`" for a in audits) + ".",
               ""]
     return "\n".join(lines)
 
@@ -184,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         audits.append(audit_experiment(specs[name], args.profile, Path(args.cache_dir)))
     command = "python -m benchmarks.data.audit" + (f" {' '.join(args.experiments)}" if args.experiments else "")
     command += f" --profile {args.profile}"
+    command += "".join(f" --{flag} {path}" for flag, path in (("write", args.write), ("figure", args.figure)) if path)
     page = markdown(audits, args.profile, command)
     print(page)
     if args.write:
