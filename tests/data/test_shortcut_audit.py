@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmarks.api import DataBundle, TensorSplit
+from benchmarks.data import audit_report
 from benchmarks.data.audit import (
     AUDITED,
     CNNConfig,
@@ -79,12 +80,33 @@ def test_a_group_painted_into_the_foreground_is_found() -> None:
     assert logistic_group_accuracy(fit, test, 2, use_stats=True) > 0.98
 
 
-def test_audit_verdicts_have_known_answers() -> None:
+@pytest.fixture(scope="module")
+def toy_audits():
+    """Audits of the hand-made data: without and with the group painted into the foreground."""
     config = CNNConfig(steps=60)
-    clean = verdicts(audit_bundle(_toy_bundle(leak=0.0), "toy", "in_distribution", ("external",), config=config))
+    return [audit_bundle(_toy_bundle(leak), "toy", "in_distribution", ("external",), config=config)
+            for leak in (0.0, 0.2)]
+
+
+def test_audit_verdicts_have_known_answers(toy_audits) -> None:
+    clean, leaky = (verdicts(a) for a in toy_audits)
     assert all(ok for ok, _ in clean.values()), clean
-    leaky = verdicts(audit_bundle(_toy_bundle(leak=0.2), "toy", "in_distribution", ("external",), config=config))
     assert not leaky["foreground adds nothing to the label"][0], leaky
+
+
+def test_audit_page_and_figure(toy_audits, tmp_path) -> None:
+    page = audit_report.markdown(toy_audits[:1], "toy", "cmd")
+    assert page.startswith(audit_report.MARK) and "Every check passes." in page and "| `toy` | hospital |" in page
+    assert "foreground adds nothing to the label" in audit_report.markdown(toy_audits[1:], "toy", "cmd")
+    png = tmp_path / "audit.png"
+    audit_report._save(png, audit_report.figure(toy_audits, "toy"))
+    assert audit_report._ours(png) and png.read_bytes()[:4] == b"\x89PNG"
+    audit_report._save(png, audit_report.figure(toy_audits, "toy"))  # its own file: rewritten
+    foreign = tmp_path / "notes.md"
+    foreign.write_text("someone else's notes")
+    with pytest.raises(SystemExit, match="not written by this command"):
+        audit_report._save(foreign, page.encode())
+    assert foreign.read_text() == "someone else's notes"
 
 
 # --------------------------------------------------------------------------- the built data
