@@ -98,11 +98,16 @@ def render_gallery(
 
 def gallery_for(spec: ExperimentSpec, scale: str, cache_dir: Path, out_dir: Path, per_split: int | None = None) -> Path:
     """Build ``spec``'s data at ``scale`` and write ``<out_dir>/dataset_samples_<name>.png``."""
-    bundle = spec.build(spec.profile(scale), 0, Path(cache_dir))
-    notes = bundle.notes
+    profile = spec.profile(scale)
+    bundle = spec.build(profile, 0, Path(cache_dir))
+    return render_gallery(bundle, Path(out_dir) / f"dataset_samples_{spec.name}.png", per_split,
+                          gallery_title(spec.name, scale, profile.image_size, bundle.notes))
+
+
+def gallery_title(name: str, scale: str, trained_size: int, notes: dict) -> str:
+    """The figure title: the profile and the image size its runs train at (``trained_size``)."""
     extra = f" | lungs: {notes['lung_source']}" if "lung_source" in notes else ""
-    title = f"{spec.name} ({scale} profile, {bundle.image_size} px){extra}"
-    return render_gallery(bundle, Path(out_dir) / f"dataset_samples_{spec.name}.png", per_split, title)
+    return f"{name} ({scale} profile, trained at {trained_size} px){extra}"
 
 
 def _experiments() -> dict[str, ExperimentSpec]:

@@ -4,7 +4,8 @@ The report is generated in memory as ``{relative path: bytes}``. :func:`write` p
 ``reports/`` (a file is rewritten only when its bytes change) and removes files this
 generator wrote before but no longer produces. :func:`compare` lists what differs between
 the generated report and the files on disk. Files of other generators are never touched
-nor compared: ``figures/dataset_samples_*.png`` and everything under ``performance/``.
+nor compared: ``figures/dataset_samples_*.png``, ``figures/shortcut_audit.png`` and everything
+under ``performance/``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from benchmarks.store import atomic_write_bytes
 
 #: paths (relative to ``reports/``) owned by other generators
-FOREIGN = ("figures/dataset_samples_*.png", "performance/*")
+FOREIGN = ("figures/dataset_samples_*.png", "figures/shortcut_audit.png", "performance/*")
 #: what this generator owns: README.md, tables/*, figures/* (less the foreign files)
 OWNED_DIRS = ("tables", "figures")
 README = "README.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmarks import gallery
 from benchmarks.experiments import biased_mnist
 from benchmarks.gallery import _pick, render_gallery
 
@@ -17,3 +18,11 @@ def test_pick_cycles_through_classes() -> None:
     import numpy as np
 
     assert _pick(np.array([2, 2, 0, 1, 0]), 4) == [2, 3, 0, 4]
+
+
+def test_title_states_the_size_the_profile_trains_at(tmp_path, monkeypatch) -> None:
+    spec = biased_mnist.biased_mnist.__experiment_spec__
+    titles = []
+    monkeypatch.setattr(gallery, "render_gallery", lambda bundle, path, per_split, title: titles.append(title))
+    gallery.gallery_for(spec, "smoke", tmp_path / "cache", tmp_path)
+    assert f"trained at {spec.profile('smoke').image_size} px" in titles[0]

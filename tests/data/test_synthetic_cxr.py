@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from benchmarks.api import SCALES
+from benchmarks.data import cxr_render
+from benchmarks.data import lung_templates as lungs
 from benchmarks.data import synthetic_cxr as cxr
 from benchmarks.data.bias import dilate
 from benchmarks.experiments import synthetic_cxr as module
@@ -80,19 +82,48 @@ def test_markers_stay_outside_the_dilated_lungs(covid) -> None:
         assert (boxes[:, 0, 0] >= 0).mean() > 0.9, "most images carry their hospital's marker"
 
 
+def _render(hospital, labels, task, seed=(3,)):
+    templates = torch.from_numpy(lungs.parametric_templates(4, seed=1))
+    return cxr_render.render(templates, lungs.template_geometry(templates), np.arange(4), np.asarray(labels),
+                             hospital, task, 64, 1.0, seed=seed)
+
+
+def _all_hospitals(k: int):
+    return [h.with_shares([1 / k] * k) for h in cxr.STYLES.values()]
+
+
+def test_lungs_are_the_same_in_every_hospital() -> None:
+    """Same seed, any hospital: the same lung mask and the same pixels inside it (size,
+    position, intensity transfer, blur and grain of the lungs carry no hospital), while the
+    hospitals differ outside the lungs."""
+    for task, k in (("covid", 3), ("tb", 2)):
+        labels = np.arange(4) % k
+        first, *others = [_render(h, labels, task) for h in _all_hospitals(k)]
+        inside = first.masks.astype(bool)
+        for other in others:
+            assert np.array_equal(other.masks, first.masks)
+            assert np.array_equal(other.images[inside], first.images[inside])
+            assert (other.images[~inside] != first.images[~inside]).mean() > 0.5
+
+
 def test_class_signal_lies_inside_the_lungs() -> None:
-    templates = torch.from_numpy(cxr.parametric_templates(4, seed=1))
-    geometry = cxr.template_geometry(templates)
-    hospital = cxr.STYLES["A"].with_shares((1 / 3, 1 / 3, 1 / 3))  # a hospital without detector blur
-    tidx = np.array([0, 1, 2, 3])
     for task, classes in (("covid", (1, 2)), ("tb", (1,))):
-        normal = cxr.render(templates, geometry, tidx, np.zeros(4, dtype=int), hospital, task, 64, 1.0, seed=(3,))
-        for c in classes:
-            sick = cxr.render(templates, geometry, tidx, np.full(4, c), hospital, task, 64, 1.0, seed=(3,))
-            assert np.array_equal(sick.masks, normal.masks)
-            diff = sick.images.astype(int) != normal.images.astype(int)
-            assert diff.any(axis=(1, 2, 3)).all(), f"{task} class {c} left no trace"
-            assert not (diff & (normal.masks == 0)).any(), f"{task} class {c} leaks outside the lungs"
+        for hospital in _all_hospitals(3 if task == "covid" else 2):
+            normal = _render(hospital, np.zeros(4, dtype=int), task)
+            for c in classes:
+                sick = _render(hospital, np.full(4, c), task)
+                assert np.array_equal(sick.masks, normal.masks)
+                diff = sick.images != normal.images
+                assert diff.any(axis=(1, 2, 3)).all(), f"{task} class {c} left no trace"
+                assert not (diff & (normal.masks == 0)).any(), f"{task} class {c} leaks outside the lungs"
+
+
+def test_lungs_vary_from_image_to_image() -> None:
+    """Per-image acquisition: lung size and mean intensity are not constants."""
+    out = _render(cxr.STYLES["A"].with_shares((0.5, 0.5)), np.zeros(4, dtype=int), "tb", seed=(5,))
+    inside = out.masks.astype(bool)
+    means = [out.images[i][inside[i]].mean() for i in range(4)]
+    assert np.ptp(inside.sum((1, 2, 3))) > 20 and np.ptp(means) > 2
 
 
 def test_deterministic_and_independent_of_the_run_seed(covid, tmp_path) -> None:
@@ -121,9 +152,9 @@ def test_bad_hospital_specs_are_rejected(tmp_path) -> None:
         module.synthetic_tb(_tiny(TB, train_hospitals={"Z": (0.5, 0.5)}), 0, tmp_path)
 
 
-@pytest.mark.skipif(cxr.lung_zip_path() is None, reason="torchxrayvision wheel not installed")
+@pytest.mark.skipif(lungs.lung_zip_path() is None, reason="torchxrayvision wheel not installed")
 def test_real_v7_lung_templates() -> None:
-    templates = cxr.load_v7_templates(cxr.lung_zip_path(), res=64, max_templates=6)
+    templates = lungs.load_v7_templates(lungs.lung_zip_path(), res=64, max_templates=6)
     assert templates.ndim == 3 and templates.shape[1:] == (64, 64) and 3 <= len(templates) <= 6
     fill = templates.reshape(len(templates), -1).mean(1)
     assert ((fill > 0.2) & (fill < 0.8)).all()
@@ -132,8 +163,8 @@ def test_real_v7_lung_templates() -> None:
 
 
 def test_parametric_fallback_when_the_wheel_is_absent(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(cxr, "lung_zip_path", lambda: None)
-    templates, source, _ = cxr.lung_templates("v7", tmp_path, 5)
+    monkeypatch.setattr(lungs, "lung_zip_path", lambda: None)
+    templates, source, _ = lungs.lung_templates("v7", tmp_path, 5)
     assert "parametric" in source and "not installed" in source and templates.shape == (5, 128, 128)
 
 
