@@ -36,7 +36,7 @@ def test_all_variants_registered_with_paper_defaults():
         d = spec.defaults
         assert (d["P"], d["d"], d["E"], d["w1"], d["w2"], d["epsilon"], d["grad_clip"]) == (0.7, 0.9, 1.0, 1.0,
                                                                                              3.0, 0.01, 1.0)
-        assert d["tune_restart"] is True
+        assert d["tune_restart"] is None
         assert set(spec.search_space) <= set(d)
         assert spec.search_space["P"] == [0.3, 0.5, 0.7, 0.9]
 
@@ -104,7 +104,7 @@ def _train_epoch(method, opt, b, epoch, steps=2):
 @pytest.mark.parametrize("name", ["isnet_selective", "isnet_dual"])
 def test_calibration_epochs_tune_constants_then_retrain_from_scratch(name):
     torch.manual_seed(0)
-    method = CLASSES[name](context("cpu"), tune_epochs=2)
+    method = CLASSES[name](context("cpu"), tune_epochs=2, tune_restart=True)
     opt = method.configure_optimizer()
     b = batch()
     assert _train_epoch(method, opt, b, 0) == [False, False] and not method.selectable
@@ -147,6 +147,18 @@ def test_calibration_defaults_by_scale():
     assert CLASSES["isnet"](context("smoke")).tune_epochs == 0
     assert CLASSES["isnet"](context("cpu")).tune_epochs == 1
     assert CLASSES["isnet"](context("paper")).tune_epochs == 5
+    assert [CLASSES["isnet"](context(s)).tune_restart for s in ("smoke", "cpu", "paper")] == [False, False, True]
+
+
+def test_without_restart_the_heatmap_loss_continues_from_the_calibrated_classifier():
+    torch.manual_seed(0)
+    method = CLASSES["isnet_selective"](context("cpu"), tune_epochs=1)
+    opt = method.configure_optimizer()
+    _train_epoch(method, opt, batch(), 0)
+    weights = [p.detach().clone() for p in method.parameters()]
+    method.on_epoch_start(1)
+    assert all(torch.equal(p, q) for p, q in zip(method.parameters(), weights, strict=True))
+    assert method.isnet.constants["heatmap"] != (iv.NATURE_C1, iv.NATURE_C2)
 
 
 def test_given_constants_and_sgd():
