@@ -3,7 +3,7 @@
 #   1. perf/isnet_speed.py on CUDA: heatmap ratios, training-step ratios of every ISNet variant for
 #      K = 2, 3, 10 on DenseNet121 and ResNet50 at 224 px, batch 32, inference, peak CUDA memory;
 #   2. perf/isnet_speed.py on CUDA: the profiler's split (convolution kernels / other / launch gap)
-#      with each variant's floor, and bf16 autocast against float32 (times and relative errors);
+#      with each variant's floor; then bf16 autocast against float32 (times and relative errors);
 #   3. perf/paper_grid_cost.py: seconds per epoch of every method x experiment at the paper profile,
 #      and the whole `run --all --profile paper` on 1 and N GPUs;
 #   4. perf/isnet_speed.py --only compile: torch.compile of the ISNet module against eager;
@@ -16,11 +16,11 @@
 #                                # results to $OUT, else to a new temporary folder
 #
 # PYTHON names the interpreter (default python3); STAGES the stages to run (default all:
-# "speed profile grid compile").
+# "speed profile precision grid compile").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
-STAGES=" ${STAGES:-speed profile grid compile} "
+STAGES=" ${STAGES:-speed profile precision grid compile} "
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 if [ "${1:-}" = "--quick" ]; then
@@ -29,14 +29,14 @@ if [ "${1:-}" = "--quick" ]; then
     SPEED=(--quick --reps 1 --batch 2 --size 32)
     GRID=(--device cpu --quick --methods standard --experiments synthetic_tb)
     COMPILE=(--quick --reps 1 --batch 2 --size 16 --backbones tiny --variants selective --compile-backend aot_eager)
-    LIMITS=(600 600 600 600)
+    LIMITS=(600 600 600 600 600)
 elif [ -z "${1:-}" ]; then
     DEVICE=cuda; TAG=cuda
     DIR="${OUT:-reports/performance}"
     SPEED=(--device cuda --reps 3)
     GRID=(--device cuda --steps 6 --val-batches 2)
-    COMPILE=(--device cuda --reps 3 --backbones resnet50 --variants selective)
-    LIMITS=(150 110 150 60)
+    COMPILE=(--device cuda --reps 3 --backbones resnet18 --variants selective)
+    LIMITS=(140 80 80 120 60)  # speed, profile, precision, grid, compile: 480 s, plus about 15 s of preflight
 else
     echo "usage: perf/gpu_check.sh [--quick]" >&2
     exit 2
@@ -86,10 +86,12 @@ fi
 
 stage speed "${LIMITS[0]}" "$PY" perf/isnet_speed.py "${SPEED[@]}" --only heatmap,train,export,memory \
     --output "$DIR/isnet_speed_$TAG.md" --json "$DIR/isnet_speed_$TAG.json"
-stage profile "${LIMITS[1]}" "$PY" perf/isnet_speed.py "${SPEED[@]}" --only breakdown,precision \
+stage profile "${LIMITS[1]}" "$PY" perf/isnet_speed.py "${SPEED[@]}" --reps 2 --only breakdown \
     --output "$DIR/isnet_speed_profile_$TAG.md" --json "$DIR/isnet_speed_profile_$TAG.json"
-stage grid "${LIMITS[2]}" "$PY" perf/paper_grid_cost.py "${GRID[@]}" --out-dir "$DIR"
-stage compile "${LIMITS[3]}" "$PY" perf/isnet_speed.py "${COMPILE[@]}" --only compile \
+stage precision "${LIMITS[2]}" "$PY" perf/isnet_speed.py "${SPEED[@]}" --only precision \
+    --output "$DIR/isnet_precision_$TAG.md" --json "$DIR/isnet_precision_$TAG.json"
+stage grid "${LIMITS[3]}" "$PY" perf/paper_grid_cost.py "${GRID[@]}" --out-dir "$DIR"
+stage compile "${LIMITS[4]}" "$PY" perf/isnet_speed.py "${COMPILE[@]}" --only compile \
     --output "$DIR/isnet_compile_$TAG.md" --json "$DIR/isnet_compile_$TAG.json"
 
 GRID_TABLE=paper_grid_cost.md
@@ -97,4 +99,5 @@ GRID_TABLE=paper_grid_cost.md
 REPORT=gpu.md
 [ "$TAG" = quick ] && REPORT=gpu_quick.md
 "$PY" perf/gpu_report.py --dir "$DIR" --status "$STATUS" --device "$DEVICE" --name "$REPORT" \
-    --tables "isnet_speed_$TAG.md" "isnet_speed_profile_$TAG.md" "$GRID_TABLE" "isnet_compile_$TAG.md"
+    --tables "isnet_speed_$TAG.md" "isnet_speed_profile_$TAG.md" "isnet_precision_$TAG.md" "$GRID_TABLE" \
+    "isnet_compile_$TAG.md"

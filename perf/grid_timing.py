@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import distributed
-from benchmarks.api import DataBundle, ExperimentSpec, MethodSpec, TensorSplit
+from benchmarks.api import DataBundle, ExperimentSpec, Method, MethodSpec, TensorSplit
 from benchmarks.explanations import EXPLAINED_IMAGES
 from benchmarks.explanations import explanation_record as harness_explanation_record
 from benchmarks.store import RunDir
@@ -136,9 +136,35 @@ def _settled(steps: list[float], selectable: list[bool], settle: int, tolerance:
     return all(abs(t - mid) <= tolerance * mid for t in tail)
 
 
+def walk_schedule(method: Method, step: Callable[[], None], val: Callable[[], None], epochs: int,
+                  device: torch.device, *, steps: int, val_batches: int, walk_reps: int, settle: int,
+                  tolerance: float) -> tuple[list[float], list[float], int]:
+    """Seconds of one training step and one validation batch for every epoch, and how many epochs
+    were walked (timed one by one) before the schedule settled (see the module doc)."""
+    step_s: list[float] = []
+    val_s: list[float] = []
+    selectable: list[bool] = []
+    for epoch in range(epochs):
+        method.on_epoch_start(epoch)
+        method.train()
+        step_s.append(min(time_call(step, device) for _ in range(walk_reps)))
+        val_s.append(min(time_call(val, device) for _ in range(walk_reps)))
+        selectable.append(bool(method.selectable))
+        if _settled(step_s, selectable, settle, tolerance):
+            break
+    walked = len(step_s)
+    if walked < epochs:
+        method.train()
+        step_s += [statistics.median(time_call(step, device) for _ in range(steps))] * (epochs - walked)
+        val_s += [statistics.median(time_call(val, device) for _ in range(val_batches))] * (epochs - walked)
+    return step_s, val_s, walked
+
+
 def time_cell(spec: MethodSpec, shape: Shape, hparams: dict, device: torch.device, *, steps: int = 8,
               val_batches: int = 3, walk_reps: int = 2, settle: int = 3, tolerance: float = 0.1) -> CellTiming:
     """Walk ``spec`` through ``shape``'s epoch schedule on synthetic batches (see the module doc)."""
+    import captum.attr  # noqa: F401 - imported once per process, outside the timed explanation record
+
     bundle = synthetic_bundle(shape)
     torch.manual_seed(0)
     holder: dict = {}
@@ -168,32 +194,13 @@ def time_cell(spec: MethodSpec, shape: Shape, hparams: dict, device: torch.devic
     def val() -> None:
         validate(method, bundle.val, shape.batch, device)
 
-    def fastest(fn: Callable[[], None], n: int) -> float:
-        return min(time_call(fn, device) for _ in range(n))
-
-    step_s: list[float] = []
-    val_s: list[float] = []
-    selectable: list[bool] = []
-    for epoch in range(shape.epochs):
-        method.on_epoch_start(epoch)
-        method.train()
-        step_s.append(fastest(step, walk_reps))
-        val_s.append(fastest(val, walk_reps))
-        selectable.append(bool(method.selectable))
-        if _settled(step_s, selectable, settle, tolerance):
-            break
-    walked = len(step_s)
-    if walked < shape.epochs:
-        method.train()
-        steady_step = statistics.median(time_call(step, device) for _ in range(steps))
-        steady_val = statistics.median(time_call(val, device) for _ in range(val_batches))
-        step_s += [steady_step] * (shape.epochs - walked)
-        val_s += [steady_val] * (shape.epochs - walked)
-    infer_s = fastest(lambda: predict_split(method, bundle.val, shape.batch, device), walk_reps)
-    import captum.attr  # noqa: F401 - imported once per process, not inside the timed explanation record
-
-    explain_s = fastest(lambda: harness_explanation_record(method, bundle, list(bundle.tests), shape.profile, device),
-                        1) / max(len(bundle.tests), 1)
+    step_s, val_s, walked = walk_schedule(method, step, val, shape.epochs, device, steps=steps,
+                                          val_batches=val_batches, walk_reps=walk_reps, settle=settle,
+                                          tolerance=tolerance)
+    infer_s = min(time_call(lambda: predict_split(method, bundle.val, shape.batch, device), device)
+                  for _ in range(walk_reps))
+    explain_s = time_call(lambda: harness_explanation_record(method, bundle, list(bundle.tests), shape.profile,
+                                                             device), device) / max(len(bundle.tests), 1)
     checkpoint_s = _checkpoint_seconds(method, optimizer)
     return CellTiming(shape.experiment, spec.name, build_s, step_s, val_s, walked, infer_s, explain_s, checkpoint_s)
 

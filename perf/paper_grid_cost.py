@@ -35,9 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import grid  # noqa: E402
+from benchmarks.api import MethodSpec  # noqa: E402
 from benchmarks.registry import discover_experiments, discover_methods, select  # noqa: E402
+from benchmarks.training import RunTask  # noqa: E402
 from perf.grid_timing import CellTiming, Shape, experiment_shape, time_cell  # noqa: E402
-from perf.timing import describe, release_memory  # noqa: E402
+from perf.timing import describe, is_out_of_memory, release_memory  # noqa: E402
 
 OUT_DIR = ROOT / "reports" / "performance"
 FIELDS = ("experiment", "method", "epochs", "batch", "train_batches", "val_batches", "walked_epochs", "build_s",
@@ -112,8 +114,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def markdown(records: list[dict], skipped: list[str], startup: float, gpus: list[int], args: argparse.Namespace,
-             device: torch.device) -> str:
+def markdown(records: list[dict], notes: list[str], startup: float, gpus: list[int], args: argparse.Namespace,
+             device: torch.device, cells: int) -> str:
+    """The tables; ``cells``: how many method x experiment cells the grid has (a run stopped early
+    measured fewer, and says so)."""
     known = [r for r in records if r["run_s"] is not None]
     unknown = sorted({r["experiment"] for r in records if r["run_s"] is None})
     jobs = [r["run_s"] + startup for r in known for _ in range(r["seeds"])]
@@ -145,6 +149,9 @@ def markdown(records: list[dict], skipped: list[str], startup: float, gpus: list
         "",
         "## The whole grid",
         "",
+        *([] if len(records) == cells else [
+            f"**Only {len(records)} of the grid's {cells} cells were measured (the run was stopped early or cells "
+            "did not fit): the totals below cover those cells only.**", ""]),
         f"{len(jobs)} runs ({len(known)} method x experiment cells x seeds); per-job start-up measured here: "
         f"{startup:.1f} s (a fresh Python importing torch and the harness, discovering the plugins and "
         "initialising the device).",
@@ -165,7 +172,7 @@ def markdown(records: list[dict], skipped: list[str], startup: float, gpus: list
     ]
     if unknown:
         lines += ["", f"Not in the totals (data size unknown here, give `--data-size`): {', '.join(unknown)}."]
-    lines += [f"\nNot run by the grid: {s}" for s in skipped]
+    lines += [f"\nNot counted: {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -218,27 +225,43 @@ def main(argv: list[str] | None = None) -> int:
     shapes = {n: experiment_shape(e, args.profile, args.cache_dir, sizes.get(n)) for n, e in experiments.items()}
     tasks.sort(key=lambda t: (shapes[t.experiment].n_train is None, t.experiment, t.method))  # countable cells first
     startup = startup_seconds(args.device)
-    notes = [f"{s.experiment}/{s.method}: {s.reason}" for s in skipped]
+    notes = [f"{s.experiment}/{s.method} is not part of the grid: {s.reason}" for s in skipped]
     gpus = [int(n) for n in args.gpus.split(",")]
     records: list[dict] = []
+    failures: list[str] = []
     for task in tasks:
-        shape = shapes[task.experiment]
-        started = time.perf_counter()
-        cell = time_cell(methods[task.method], shape, task.hparams, device, steps=args.steps,
-                         val_batches=args.val_batches)
-        records.append(cell_record(cell, shape, args.seeds))
-        release_memory(device)
-        r = records[-1]
-        print(f"{task.experiment}/{task.method}: step {r['step_s']:.4f}s, epoch {_fmt(r['epoch_s'])} s, run "
-              f"{_fmt(r['run_s'])} s (walked {r['walked_epochs']} of {r['epochs']} epochs; timed in "
-              f"{time.perf_counter() - started:.0f} s)", flush=True)
-        write(markdown(records, notes, startup, gpus, args, device), records, args)  # a time limit keeps what is done
-    text = markdown(records, notes, startup, gpus, args, device)
+        measure_cell(task, shapes[task.experiment], methods[task.method], device, args, records, failures)
+        # written after every cell: a run stopped by a time limit keeps what it measured
+        write(markdown(records, notes + failures, startup, gpus, args, device, len(tasks)), records, args)
+    text = markdown(records, notes + failures, startup, gpus, args, device, len(tasks))
     print(text)
     paths = write(text, records, args)
     if paths:
         print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def measure_cell(task: RunTask, shape: Shape, spec: MethodSpec, device: torch.device, args: argparse.Namespace,
+                 records: list[dict], failures: list[str]) -> None:
+    """Time one cell into ``records``; a cell that does not fit in the device's memory goes to
+    ``failures`` instead (the grid could not run it on this device either)."""
+    started = time.perf_counter()
+    try:
+        cell = time_cell(spec, shape, task.hparams, device, steps=args.steps, val_batches=args.val_batches)
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        release_memory(device)
+        failures.append(f"{task.experiment}/{task.method}: out of memory at batch {shape.batch} on this device "
+                        "(not in the totals)")
+        print(failures[-1], flush=True)
+        return
+    records.append(cell_record(cell, shape, args.seeds))
+    release_memory(device)
+    r = records[-1]
+    print(f"{task.experiment}/{task.method}: step {r['step_s']:.4f}s, epoch {_fmt(r['epoch_s'])} s, run "
+          f"{_fmt(r['run_s'])} s (walked {r['walked_epochs']} of {r['epochs']} epochs; timed in "
+          f"{time.perf_counter() - started:.0f} s)", flush=True)
 
 
 def write(text: str, records: list[dict], args: argparse.Namespace) -> list[Path]:

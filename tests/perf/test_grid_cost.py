@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from benchmarks.registry import discover_experiments
 from perf import paper_grid_cost
-from perf.grid_timing import CellTiming, Shape, _settled, experiment_shape
+from perf.grid_timing import CellTiming, Shape, _settled, experiment_shape, walk_schedule
 from perf.paper_grid_cost import epoch_seconds, makespan, parse_sizes, run_seconds
 
 
@@ -80,3 +82,43 @@ def test_quick_run_writes_the_tables(tmp_path):
     text = (tmp_path / "grid_cost_smoke.md").read_text()
     assert "| synthetic_tb | standard |" in text and "| 4 |" in text
     assert "4 runs (2 method x experiment cells x seeds)" in text
+
+
+def test_a_cell_out_of_memory_is_reported_not_fatal(monkeypatch):
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 90 GiB")
+
+    monkeypatch.setattr(paper_grid_cost, "time_cell", oom)
+    task = SimpleNamespace(experiment="biased_mnist", method="isnet", hparams={})
+    args = SimpleNamespace(steps=1, val_batches=1, seeds=3)
+    records, failures = [], []
+    paper_grid_cost.measure_cell(task, _shape(), None, torch.device("cpu"), args, records, failures)
+    assert records == [] and failures == ["biased_mnist/isnet: out of memory at batch 32 on this device (not in the "
+                                          "totals)"]
+
+
+class _Calibrating:
+    """A method whose first two epochs are a discarded calibration phase."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.started.append(epoch)
+
+    def train(self) -> None:
+        pass
+
+    @property
+    def selectable(self) -> bool:
+        return self.started[-1] >= 2
+
+
+def test_walk_schedule_walks_past_calibration_then_extrapolates():
+    method = _Calibrating()
+    steps: list[int] = []
+    step_s, val_s, walked = walk_schedule(method, lambda: steps.append(1), lambda: None, 10, torch.device("cpu"),
+                                          steps=4, val_batches=1, walk_reps=2, settle=3, tolerance=1e9)
+    assert walked == 5 and method.started == [0, 1, 2, 3, 4]  # 2 calibration epochs + 3 settled ones
+    assert len(step_s) == len(val_s) == 10 and len(set(step_s[5:])) == 1
+    assert len(steps) == 5 * 2 + 4  # two timed calls per walked epoch, then the settled state's median of 4
