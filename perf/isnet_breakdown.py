@@ -94,6 +94,8 @@ def operator_split(steps: dict[str, Callable[[], object]], reps: int,
                 best[key] = (conv, other)
             if cuda:
                 walls[key] = min(walls.get(key, float("inf")), time_call(steps[key], device))
+    if cuda and "plain" in best and sum(best["plain"]) == 0:
+        raise RuntimeError("the CUDA profiler recorded no kernel time (is CUPTI available to torch.profiler?)")
     return {k: (c, o, walls.get(k, c + o)) for k, (c, o) in best.items()}
 
 
