@@ -31,14 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation import (
-    batched_confusion_matrix,
-    batched_metric,
-    macro_ovr_auc,
-    scores_from_confusion,
-    split_gap,
-    to_probabilities,
-)
+from benchmarks.evaluation import Scores, batched_metric, catalogue, split_gap, to_probabilities
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import (
@@ -55,7 +48,6 @@ N_RESAMPLES = DEFAULT_RESAMPLES
 LEVEL = 0.95
 ALPHA = 0.05
 REFERENCE = "isnet"
-TABLE_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "auc_macro_ovr")
 EXPLAINER_ORDER = ("own", "lrp", "gradcam", "input_x_gradient")
 EXPLANATION_METRICS = ("relevance_inside_mask", "pointing_game")
 #: the explainer that decides the background-relevance claim (the one the ISNet paper used)
@@ -106,80 +98,6 @@ def split_runs(collection: Collection, rows: pd.DataFrame, split: str) -> SplitR
     return SplitRuns(tuple(seeds), tuple(labels), tuple(logits))
 
 
-CONFUSION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
-
-
-def _scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Accuracy, balanced accuracy and macro-F1 of label / prediction rows ``[B, N]``."""
-    return scores_from_confusion(batched_confusion_matrix(labels, preds, k))
-
-
-def point_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    """The table metrics of one run on one split."""
-    k = logits.shape[1]
-    scores = _scores(labels[None], np.argmax(logits, 1)[None], k)
-    out = {m: float(scores[m][0]) for m in CONFUSION_METRICS}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out["auc_macro_ovr"] = float(macro_ovr_auc(labels, to_probabilities(logits, "logits")).value)
-    return out
-
-
-def resampled_macro_auc(labels: np.ndarray, probs: np.ndarray, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Macro one-vs-rest ROC AUC (as :func:`benchmarks.evaluation.macro_ovr_auc`: the positive
-    class for two classes) of every bootstrap resample ``indices [B, N]``, without sorting
-    each resample: a resample is a multiset of the original images, so its AUC is the
-    Mann-Whitney statistic with each image weighted by how often it was drawn. NaN where a
-    class is absent or alone (the AUC is undefined)."""
-    y = np.asarray(labels, dtype=np.int64)
-    p = np.asarray(probs, dtype=np.float64)
-    n, k = p.shape
-    counts = np.bincount(y, minlength=k)
-    classes = [1] if k == 2 else list(range(k))
-    out = np.full(len(indices), NAN)
-    if (k == 2 and counts.min() == 0) or any(counts[c] in (0, n) for c in classes):
-        return out
-    ranked = [np.unique(p[:, c], return_inverse=True) for c in classes]
-    for start in range(0, len(indices), chunk):
-        sub = indices[start : start + chunk]
-        b = len(sub)
-        rows = np.arange(b)[:, None]
-        weights = np.bincount((rows * n + sub).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        total = np.zeros(b)
-        for c, (values, inverse) in zip(classes, ranked, strict=True):
-            pos = y == c
-            wp = _weights_per_value(weights, inverse, pos, len(values))
-            wn = _weights_per_value(weights, inverse, ~pos, len(values))
-            below = np.cumsum(wn, axis=1) - wn
-            with np.errstate(invalid="ignore", divide="ignore"):
-                total += (wp * (below + 0.5 * wn)).sum(1) / (wp.sum(1) * wn.sum(1))
-        out[start : start + b] = total / len(classes)
-    return out
-
-
-def _weights_per_value(weights: np.ndarray, inverse: np.ndarray, mask: np.ndarray, u: int) -> np.ndarray:
-    """``[B, U]``: per resample, how many drawn images of ``mask`` have each distinct score."""
-    b = weights.shape[0]
-    flat = (np.arange(b)[:, None] * u + inverse[mask][None, :]).ravel()
-    return np.bincount(flat, weights=weights[:, mask].ravel(), minlength=b * u).reshape(b, u)
-
-
-def resampled_metrics(labels: np.ndarray, logits: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Every table metric on every bootstrap resample ``indices [B, N]`` -> ``{metric: [B]}``."""
-    k = logits.shape[1]
-    preds = np.argmax(logits, 1)
-    parts: dict[str, list[np.ndarray]] = {m: [] for m in CONFUSION_METRICS}
-    chunk = max(1, (1 << 22) // max(1, len(labels)))
-    for start in range(0, len(indices), chunk):
-        sub = indices[start : start + chunk]
-        scores = _scores(labels[sub], preds[sub], k)
-        for m in CONFUSION_METRICS:
-            parts[m].append(np.asarray(scores[m], dtype=np.float64))
-    out = {m: np.concatenate(v) if v else np.zeros(0) for m, v in parts.items()}
-    out["auc_macro_ovr"] = resampled_macro_auc(labels, to_probabilities(logits, "logits"), indices)
-    return out
-
-
 class IndexCache:
     """Bootstrap resamples of one split, drawn once and shared by every method (so that all
     methods are scored on the same resamples, and the indices are not drawn again)."""
@@ -227,18 +145,19 @@ def _quantiles(dist: np.ndarray) -> tuple[float, float]:
 
 
 def summarise(runs: SplitRuns, seed: int, cache: IndexCache | None = None) -> dict[str, Summary]:
-    """Per table metric: seed mean, t-interval over seeds, bootstrap interval over test images
-    (one resample shared by all seeds when they tested the same images, else independent)."""
-    points = [point_metrics(y, z) for y, z in zip(runs.labels, runs.logits, strict=True)]
+    """Per resampled catalogue metric: seed mean, t-interval over seeds, bootstrap interval over
+    test images (one resample shared by all seeds when they tested the same images, else
+    independent)."""
     indices = (cache or IndexCache()).get(runs, seed)
-    resampled = [resampled_metrics(y, z, idx) for y, z, idx in zip(runs.labels, runs.logits, indices, strict=True)]
+    tested = [Scores(y, z) for y, z in zip(runs.labels, runs.logits, strict=True)]
+    drawn = [Scores(y, z, idx) for y, z, idx in zip(runs.labels, runs.logits, indices, strict=True)]
     out = {}
-    for metric in TABLE_METRICS:
-        values = tuple(p[metric] for p in points)
+    for metric in catalogue.resampled():
+        values = tuple(float(metric.compute(s)[0]) for s in tested)
         t = t_interval(values, LEVEL)
-        dist = np.mean([r[metric] for r in resampled], axis=0) if resampled else np.full(N_RESAMPLES, NAN)
+        dist = np.mean([metric.compute(s) for s in drawn], axis=0) if drawn else np.full(N_RESAMPLES, NAN)
         low, high = _quantiles(dist)
-        out[metric] = Summary(t.estimate, t.low, t.high, low, high, len(values), runs.shared, values, dist)
+        out[metric.key] = Summary(t.estimate, t.low, t.high, low, high, len(values), runs.shared, values, dist)
     return out
 
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.evaluation import catalogue
 from benchmarks.report import analysis as an
 from benchmarks.report import claims as cl
 from benchmarks.report import tables as tb
 from benchmarks.report import writer
 from benchmarks.report.selection import draw_table, select, selection_note
 from benchmarks.report.splits import split_roles
-from benchmarks.report.tidy import COLUMNS, Collection, collect, tidy
+from benchmarks.report.tidy import Collection, collect, columns, tidy
 from benchmarks.resources import read_invocations
 
 COST_TEXT = (
@@ -72,7 +73,8 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
     files = _Files()
     md = _readme(files, collection, frame, draws, note, selected, analysis, claims, figures, say)
     files.text(writer.README, md)
-    files.text("tables/tidy.csv", tb.to_csv(frame[COLUMNS].assign(selected=frame["path"].isin(set(selected["path"])))))
+    chosen = frame["path"].isin(set(selected["path"]))
+    files.text("tables/tidy.csv", tb.to_csv(frame[columns()].assign(selected=chosen)))
     files.text("tables/claims.csv", tb.to_csv(cl.claims_frame(claims)))
     # large (a row per explained image): gzip with a fixed header so rebuilds stay byte-identical
     per_image = tb.to_csv(analysis.relevance.drop(columns=["background_share"], errors="ignore"))
@@ -145,13 +147,14 @@ def _readme(files: _Files, collection: Collection, frame: pd.DataFrame, draws: p
         out += [f"### {key[0]} ({key[1]} profile)", "",
                 f"Test splits, in order: {', '.join(f'`{s}`' for s in roles.order)}; in-distribution: "
                 f"`{roles.id_split}`; shifted: {shift} (from the experiment's {roles.source}).", ""]
-        out += ["#### Accuracy", "", files.table(tb.metric_table(analysis, key, "accuracy", note))]
-        out.append(_figure(files, f"figures/accuracy_{slug}.png", fg.split_bars(analysis, key, draw=figures),
-                           figures, f"accuracy per split, {key[0]}"))
-        out.append(f"*Figure: accuracy per test split and method; error bars: {an.interval_text()} of the "
-                   "seed-mean accuracy.*\n")
-        for metric in ("balanced_accuracy", "f1_macro", "auc_macro_ovr"):
-            out += [f"#### {tb.METRIC_NAMES[metric]}", "", files.table(tb.metric_table(analysis, key, metric, note))]
+        for metric in catalogue.resampled():
+            out += [f"#### {metric.name}", "", files.table(tb.metric_table(analysis, key, metric, note))]
+            if metric.key == catalogue.PRIMARY:
+                out.append(_figure(files, f"figures/{metric.key}_{slug}.png",
+                                   fg.split_bars(analysis, key, metric.key, draw=figures), figures,
+                                   f"{metric.phrase} per split, {key[0]}"))
+                out.append(f"*Figure: {metric.phrase} per test split and method; error bars: {an.interval_text()} "
+                           f"of the seed-mean {metric.phrase}.*\n")
         out += ["#### Paired comparisons with ISNet", ""]
         paired = tb.paired_table(analysis, key, note)
         if paired is None:

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from benchmarks.evaluation import catalogue  # noqa: E402
 from benchmarks.report.analysis import EXPLAINER_ORDER, LEVEL, Analysis  # noqa: E402
 from benchmarks.report.tidy import Collection  # noqa: E402
 from benchmarks.stats import t_interval  # noqa: E402
@@ -73,8 +74,11 @@ def _colors(methods: list[str]) -> dict[str, tuple]:
 
 
 # ---------------------------------------------------------------------------- split bars
-def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy", draw: bool = True
+def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = catalogue.PRIMARY, draw: bool = True
                ) -> bytes | None:
+    """Bars of a catalogue metric per test split and method, bootstrap intervals as error bars."""
+    entry = catalogue.metric(metric)
+    scale = 100.0 if entry.percent else 1.0
     m = analysis.metrics
     block = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["metric"] == metric)]
     if block.empty:
@@ -95,17 +99,17 @@ def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy
                     continue
                 r = mb.loc[split]
                 xs.append(j - 0.4 + width * (i + 0.5))
-                ys.append(100 * r["mean"])
-                lo.append(100 * (r["mean"] - r["boot_low"]) if np.isfinite(r["boot_low"]) else 0.0)
-                hi.append(100 * (r["boot_high"] - r["mean"]) if np.isfinite(r["boot_high"]) else 0.0)
+                ys.append(scale * r["mean"])
+                lo.append(scale * (r["mean"] - r["boot_low"]) if np.isfinite(r["boot_low"]) else 0.0)
+                hi.append(scale * (r["boot_high"] - r["mean"]) if np.isfinite(r["boot_high"]) else 0.0)
             ax.bar(xs, ys, width=width * 0.95, color=colors[method], label=method, edgecolor="none")
             ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="none", ecolor="black",
                         elinewidth=0.8, capsize=2)
         ax.set_xticks(range(len(splits)), splits)
         ax.grid(axis="x", visible=False)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 105)
-        ax.set_title(f"{key[0]} ({key[1]}): accuracy per test split")
+        ax.set_ylabel(f"{entry.phrase} (%)" if entry.percent else entry.phrase)
+        ax.set_ylim(0, 1.05 * scale)
+        ax.set_title(f"{key[0]} ({key[1]}): {entry.phrase} per test split")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="method")
         return render(fig)
 

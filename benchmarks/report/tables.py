@@ -16,21 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from benchmarks.evaluation import catalogue
 from benchmarks.report.analysis import ALPHA, LEVEL, N_RESAMPLES, REFERENCE, Analysis, interval_text
 from benchmarks.report.splits import SplitRoles
 
-METRIC_NAMES = {
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "f1_macro": "Macro F1",
-    "auc_macro_ovr": "Macro one-vs-rest ROC AUC",
-}
-METRIC_LOWER = {
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced accuracy",
-    "f1_macro": "macro F1",
-    "auc_macro_ovr": "macro one-vs-rest ROC AUC",
-}
 EXPLANATION_NAMES = {
     "relevance_inside_mask": "Share of positive relevance inside the foreground mask",
     "pointing_game": "Pointing game (relevance peak on the foreground)",
@@ -171,8 +160,8 @@ def t_cell(mean: float, t_half: float, *, scale: float, digits: int) -> Cell:
     return Cell(f"{m} ±{h}", f"{m} $\\pm$ {h}")
 
 
-def _scale(metric: str) -> tuple[float, int, str]:
-    return (1.0, 3, "") if metric == "auc_macro_ovr" else (100.0, 1, " (%)")
+def _scale(metric: catalogue.Metric) -> tuple[float, int, str]:
+    return (100.0, 1, " (%)") if metric.percent else (1.0, 3, "")
 
 
 def slug(*parts: str) -> str:
@@ -202,13 +191,14 @@ def selection_table(draws: pd.DataFrame, note: str) -> Table:
 
 
 # ------------------------------------------------------------------------- metric tables
-def metric_table(analysis: Analysis, key: tuple[str, str], metric: str, note: str) -> Table:
+def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Metric, note: str) -> Table:
     roles: SplitRoles = analysis.roles[key]
     m = analysis.metrics
-    block = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["metric"] == metric)]
+    block = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["metric"] == metric.key)]
     splits = [s for s in roles.order if s in set(block["split"])]
     scale, digits, unit = _scale(metric)
-    best = {s: block[block["split"] == s]["mean"].max() for s in splits}
+    means = {s: block[block["split"] == s]["mean"] for s in splits}
+    best = {s: v.max() if metric.higher_is_better else v.min() for s, v in means.items()}
     rows = []
     independent = False
     for method in sorted(block["method"].unique()):
@@ -233,13 +223,13 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: str, note: st
                "the same image resample is applied to every seed where they tested the same images; † marks "
                "splits whose test images depend on the seed, where each seed's test set is resampled independently")
     caption = (
-        f"{METRIC_NAMES[metric]}{unit} of each method on every test split of `{key[0]}` ({key[1]} profile), "
+        f"{metric.name}{unit} of each method on every test split of `{key[0]}` ({key[1]} profile), "
         f"in the experiment's split order. Cell: mean over seeds ±{t_text()} [{interval_text()} of the seed-mean "
-        f"{METRIC_LOWER[metric]}, seeded per split; {sharing}]. Best mean per split in bold. "
+        f"{metric.phrase}, seeded per split; {sharing}]. Best mean per split in bold. "
         "Draw: the selected hyper-parameter draw. " + note
     )
     data = block.drop(columns=["metric"]).reset_index(drop=True)
-    return Table(slug(metric, *key), f"{METRIC_NAMES[metric]}, {key[0]} ({key[1]})", caption,
+    return Table(slug(metric.key, *key), f"{metric.name}, {key[0]} ({key[1]})", caption,
                  ["method", "draw", "seeds", *splits], rows, data, "lrr" + "r" * len(splits))
 
 

@@ -7,8 +7,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation import macro_ovr_auc
-from benchmarks.report.analysis import resampled_macro_auc
+from benchmarks.evaluation import macro_ovr_auc, resampled_macro_auc
 from benchmarks.report.build import generate
 from benchmarks.report.splits import split_roles
 
