@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmarks.report.analysis import ALPHA, CLAIM_EXPLAINER, LEVEL, REFERENCE, Analysis
+from benchmarks.report.analysis import Analysis
+from benchmarks.report.estimates import ALPHA, LEVEL, REFERENCE
+from benchmarks.report.explanations import CLAIM_EXPLAINER
 
 HOLDS, FAILS, UNCLEAR, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 STANDARD = "standard"

@@ -23,7 +23,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from benchmarks.evaluation import catalogue  # noqa: E402
-from benchmarks.report.analysis import EXPLAINER_ORDER, LEVEL, Analysis  # noqa: E402
+from benchmarks.report.analysis import Analysis  # noqa: E402
+from benchmarks.report.estimates import LEVEL  # noqa: E402
+from benchmarks.report.explanations import EXPLAINER_ORDER  # noqa: E402
 from benchmarks.report.tidy import Collection  # noqa: E402
 from benchmarks.stats import t_interval  # noqa: E402
 
