@@ -14,6 +14,7 @@ import pandas as pd
 from benchmarks.report.comparisons import paired_table, relevance_paired
 from benchmarks.report.estimates import LEVEL, experiment_keys, gap_table, methods_of, metric_table, rows_of
 from benchmarks.report.explanations import explanation_tables, relevance_per_image
+from benchmarks.report.roles import MethodRoles
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import t_interval
@@ -25,6 +26,7 @@ class Analysis:
 
     collection: Collection
     roles: dict[tuple[str, str], SplitRoles]
+    cast: dict[tuple[str, str], MethodRoles]
     metrics: pd.DataFrame
     distributions: dict[tuple[str, str, str, str, str], np.ndarray]
     paired: pd.DataFrame
@@ -57,18 +59,20 @@ def timing_table(selected: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse(collection: Collection, selected: pd.DataFrame, roles: dict, progress: Callable[[str], None] | None = None
-            ) -> Analysis:
+def analyse(collection: Collection, selected: pd.DataFrame, roles: dict[tuple[str, str], SplitRoles],
+            cast: dict[tuple[str, str], MethodRoles], progress: Callable[[str], None] | None = None) -> Analysis:
+    """The statistics of the selected runs; ``roles``: each experiment's split roles, ``cast``:
+    the role of each of its methods (both as the records state them)."""
     say = progress or (lambda _: None)
     say("intervals")
     metrics, dists = metric_table(collection, selected, roles)
     say("paired comparisons")
-    paired = paired_table(collection, selected, roles)
+    paired = paired_table(collection, selected, roles, cast)
     gaps = gap_table(selected, roles, dists)
     say("explanations")
     explanations, errors = explanation_tables(collection, selected, roles)
     per_image = relevance_per_image(collection, selected)
-    rel_paired = relevance_paired(collection, selected, roles, per_image)
+    rel_paired = relevance_paired(collection, selected, roles, cast, per_image)
     timing = timing_table(selected)
-    return Analysis(collection, roles, metrics, dists, paired, gaps, explanations, errors, per_image, rel_paired,
+    return Analysis(collection, roles, cast, metrics, dists, paired, gaps, explanations, errors, per_image, rel_paired,
                     timing)

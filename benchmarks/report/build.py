@@ -18,15 +18,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from benchmarks.report import claims as cl
 from benchmarks.report import writer
 from benchmarks.report.analysis import analyse
 from benchmarks.report.estimates import experiment_keys
 from benchmarks.report.readme import Files, Inputs, readme
+from benchmarks.report.roles import method_roles
 from benchmarks.report.selection import draw_table, select, selection_note
-from benchmarks.report.splits import split_roles
+from benchmarks.report.splits import SplitRoles, split_roles, stated
 from benchmarks.report.table import to_csv
-from benchmarks.report.tidy import collect, columns, tidy
+from benchmarks.report.tidy import Collection, collect, columns, tidy
 
 
 def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None
@@ -40,10 +43,7 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
     draws = draw_table(frame)
     note = selection_note(draws)
     selected = select(frame, draws)
-    roles = {key: split_roles(key[0], selected[(selected["experiment"] == key[0])
-                                               & (selected["profile"] == key[1])]["split"].dropna())
-             for key in experiment_keys(selected)}
-    analysis = analyse(collection, selected, roles, say)
+    analysis = analyse(collection, selected, _split_roles(collection, selected), method_roles(selected), say)
     claims = cl.decide(analysis)
     files = Files(figures)
     files.text(writer.README, readme(Inputs(files, collection, frame, draws, note, selected, analysis, claims, say)))
@@ -58,6 +58,16 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
               "failed": int((runs["status"] != "ok").sum()), "errored": len(collection.errored),
               "damaged": len(collection.damaged)}
     return files.files, counts
+
+
+def _split_roles(collection: Collection, selected: pd.DataFrame) -> dict[tuple[str, str], SplitRoles]:
+    """Each experiment's split roles, as the records of its selected runs state them."""
+    out = {}
+    for key in experiment_keys(selected):
+        block = selected[(selected["experiment"] == key[0]) & (selected["profile"] == key[1])]
+        statements = [stated(collection.record(p).config) for p in block["path"].unique()]
+        out[key] = split_roles(statements, block["split"].dropna(), key[0])
+    return out
 
 
 def build_report(out: Path, reports: Path, figures: bool = True, check: bool = False) -> int:

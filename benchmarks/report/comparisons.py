@@ -1,5 +1,6 @@
-"""Paired comparisons of the reference method (ISNet) with each other method on the same test
-images: accuracy, AUC and macro-F1 tests, and the share of relevance inside the mask.
+"""Paired comparisons of the reference method (the one whose records state role ``reference``:
+ISNet) with each other method on the same test images: accuracy, AUC and macro-F1 tests, and
+the share of relevance inside the mask.
 
 The seeds both methods finished are used. When they all tested the same images, each method's
 seeds are combined into one prediction per image by averaging their softmax probabilities (the
@@ -23,7 +24,6 @@ from benchmarks.report.estimates import (
     LEVEL,
     N_RESAMPLES,
     NAN,
-    REFERENCE,
     SplitRuns,
     boot_seed,
     experiment_keys,
@@ -32,6 +32,7 @@ from benchmarks.report.estimates import (
     split_runs,
 )
 from benchmarks.report.explanations import CLAIM_EXPLAINER
+from benchmarks.report.roles import MethodRoles
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import delong_test, holm_bonferroni, mcnemar, paired_bootstrap
 
@@ -71,12 +72,13 @@ def _combine(per_seed: list[dict[str, float]]) -> dict[str, float]:
 P_COLUMNS = ("mcnemar_p", "delong_p", "bootstrap_p")
 
 
-def paired_table(collection: Collection, selected: pd.DataFrame, roles: dict, reference: str = REFERENCE
+def paired_table(collection: Collection, selected: pd.DataFrame, roles: dict, cast: dict[tuple[str, str], MethodRoles]
                  ) -> pd.DataFrame:
     rows = []
     for key in experiment_keys(selected):
         methods = methods_of(selected, key)
-        if reference not in methods:
+        reference = cast[key].reference
+        if reference is None:
             continue
         ref_rows = rows_of(selected, key, reference)
         for split in roles[key].order:
@@ -125,15 +127,17 @@ def _mean_metric(y: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.asarray(v, dtype=np.float64).mean(axis=-1)
 
 
-def relevance_paired(collection: Collection, selected: pd.DataFrame, roles: dict, per_image: pd.DataFrame,
-                     explainer: str = CLAIM_EXPLAINER, reference: str = REFERENCE) -> pd.DataFrame:
-    """ISNet against each other method: mean share of positive relevance inside the mask
-    (``explainer``) on the same explained images; paired bootstrap of the difference of
+def relevance_paired(collection: Collection, selected: pd.DataFrame, roles: dict,
+                     cast: dict[tuple[str, str], MethodRoles], per_image: pd.DataFrame,
+                     explainer: str = CLAIM_EXPLAINER) -> pd.DataFrame:
+    """The reference method against each other method: mean share of positive relevance inside
+    the mask (``explainer``) on the same explained images; paired bootstrap of the difference of
     means, combined over seeds like :func:`paired_table`, Holm over the experiment."""
     rows = []
     data = per_image[per_image["explainer"] == explainer]
     for key in experiment_keys(selected):
         block = data[(data["experiment"] == key[0]) & (data["profile"] == key[1])]
+        reference = cast[key].reference
         if reference not in set(block["method"]):
             continue
         for split in roles[key].order:

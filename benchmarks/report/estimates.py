@@ -28,7 +28,6 @@ from benchmarks.stats import DEFAULT_RESAMPLES, stratified_bootstrap_indices, t_
 N_RESAMPLES = DEFAULT_RESAMPLES
 LEVEL = 0.95
 ALPHA = 0.05
-REFERENCE = "isnet"
 NAN = math.nan
 KEY = ["experiment", "profile"]
 

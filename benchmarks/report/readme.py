@@ -13,7 +13,7 @@ from benchmarks.report import claims as cl
 from benchmarks.report import figures as fg
 from benchmarks.report import ledger, tables
 from benchmarks.report.analysis import Analysis
-from benchmarks.report.estimates import ALPHA, LEVEL, REFERENCE, experiment_keys, interval_text, methods_of
+from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
 from benchmarks.report.explanations import EXPLANATION_METRICS
 from benchmarks.report.table import Table, slug
 from benchmarks.report.tidy import Collection
@@ -100,6 +100,8 @@ def header(inputs: Inputs) -> list[str]:
 
 
 def how_to_read(inputs: Inputs) -> list[str]:
+    references = sorted({c.reference for c in inputs.analysis.cast.values() if c.reference is not None})
+    named = ", ".join(f"`{m}`" for m in references) or "none among these records"
     return [
         "## How to read the numbers",
         "",
@@ -111,7 +113,12 @@ def how_to_read(inputs: Inputs) -> list[str]:
         "resamples). When all seeds tested the same images, one resample of the images is "
         "applied to every seed (so the interval reflects which images were tested, not which seed was trained); "
         "where the test images depend on the seed (marked †), each seed's test set is resampled independently.",
-        f"- **Paired comparisons** (ISNet, method `{REFERENCE}`, against every other method on the same test "
+        f"- **Roles.** Each run's `config.json` states its method's role, and the report reads it from there: "
+        f"ISNet is the method with role `reference` ({named}); methods with role `reference_variant` are ISNet's "
+        "own variants (compared with ISNet, but not baselines it must beat); the method with role "
+        "`plain_baseline` is the standard classifier; every other method is a comparison method. Split roles "
+        "(in-distribution, shifted) come from the records too.",
+        "- **Paired comparisons** (ISNet against every other method on the same test "
         "images): McNemar's exact test for accuracy, DeLong's test for the macro one-vs-rest AUC, a paired "
         "stratified bootstrap for macro-F1. Seeds are combined by averaging each method's softmax probabilities "
         "over the seeds both methods finished (the seed ensemble) and testing once, when the seeds tested the "
@@ -141,7 +148,7 @@ def experiment(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     shift = ", ".join(f"`{s}`" for s in roles.shift_splits) or "none"
     out = [f"### {key[0]} ({key[1]} profile)", "",
            f"Test splits, in order: {', '.join(f'`{s}`' for s in roles.order)}; in-distribution: "
-           f"`{roles.id_split}`; shifted: {shift} (from the experiment's {roles.source}).", ""]
+           f"`{roles.id_split}`; shifted: {shift} (as the run records state them).", ""]
     for part in (metric_tables, paired, gaps, explanations, galleries):
         out += part(inputs, key)
     return out
@@ -167,9 +174,9 @@ def paired(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     table = tables.paired_table(inputs.analysis, key, inputs.note)
     if table is not None:
         return out + [inputs.files.table(table)]
-    if REFERENCE not in methods_of(inputs.selected, key):
-        return out + [f"Not computed: no `{REFERENCE}` runs in this experiment (or no other method to compare "
-                      "with).", ""]
+    if inputs.analysis.cast[key].reference is None:
+        return out + ["Not computed: no runs of a reference method (role `reference` in the records) in this "
+                      "experiment.", ""]
     return out + ["Not computed: no other method shares test images with ISNet.", ""]
 
 

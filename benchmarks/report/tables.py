@@ -8,7 +8,7 @@ import pandas as pd
 
 from benchmarks.evaluation import catalogue
 from benchmarks.report.analysis import Analysis
-from benchmarks.report.estimates import LEVEL, N_RESAMPLES, REFERENCE, interval_text
+from benchmarks.report.estimates import LEVEL, N_RESAMPLES, interval_text
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.table import Cell, Table, finite, interval_cell, num, pvalue, signed, slug, t_cell, t_text
 
@@ -93,7 +93,8 @@ def paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table |
             Cell.text(pvalue(r.bootstrap_p_holm)),
         ])
     caption = (
-        f"ISNet (`{REFERENCE}`) against each other method on the same test images of `{key[0]}` ({key[1]} "
+        f"The reference method `{block['reference'].iloc[0]}` (ISNet) against each other method on the same test "
+        f"images of `{key[0]}` ({key[1]} "
         "profile); differences are ISNet minus the other method. Seeds: those both methods finished; when they all "
         "tested the same images, each method's seeds are combined by averaging their softmax probabilities (the "
         "seed ensemble) and one test is run on the ensembles; otherwise each seed is tested on its own and the "

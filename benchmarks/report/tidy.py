@@ -24,13 +24,17 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.evaluation import catalogue
+from benchmarks.report.splits import FIELDS as SPLIT_FIELDS
 from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord
+
+#: what the report reads from every record's config.json besides the run's identity
+REQUIRED_CONFIG = ("role", *SPLIT_FIELDS)
 
 
 def columns() -> list[str]:
     """The tidy table's columns: a run's identity, one column per catalogue metric, its costs."""
     return [
-        "experiment", "profile", "method", "seed", "hparam_index", "hparams", "status", "reason", "split", "n",
+        "experiment", "profile", "method", "role", "seed", "hparam_index", "hparams", "status", "reason", "split", "n",
         *(m.key for m in catalogue.metrics()), "val_accuracy", "train_seconds", "inference_seconds",
         "inference_ms_per_image", "bias_strength", "device", "path",
     ]
@@ -180,10 +184,12 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
     for rec in collection.records:
         path = collection.relative(rec)
         config = rec.config
+        _require(config, path)
         base = {
             "experiment": config.get("experiment"),
             "profile": config.get("profile"),
             "method": config.get("method"),
+            "role": config["role"],
             "seed": config.get("seed"),
             "hparam_index": config.get("hparam_index", 0),
             "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
@@ -222,6 +228,14 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
         ["experiment", "profile", "method", "hparam_index", "seed", "split"], na_position="first", kind="stable"
     )
     return frame.reset_index(drop=True)
+
+
+def _require(config: dict[str, Any], path: str) -> None:
+    missing = [k for k in REQUIRED_CONFIG if k not in config]
+    if missing:
+        raise ValueError(f"{path}/config.json lacks {', '.join(missing)}: the record was written by an older "
+                         "version of the harness, and the report reads these from the records only; re-run it "
+                         "(`python -m benchmarks run` with the same options)")
 
 
 def _marker_reason(rec: RunRecord) -> str | None:

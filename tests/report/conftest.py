@@ -13,22 +13,24 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from benchmarks.store import RunDir, atomic_write_json, run_path
 
 SPLITS = ("biased", "unbiased", "deceiving")
 N_IMAGES = 300
 N_EXPLAINED = 24
+#: what the fake methods' records state as their role (any other method: "comparison")
+ROLES = {"isnet": "reference", "isnet_fast": "reference_variant", "standard": "plain_baseline"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_plugin_discovery():
-    """The fake experiments are not registered: split roles come from the split names
-    (and the tests skip the slow entry-point discovery)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("benchmarks.report.splits._registered", lambda: {})
-        yield
+def experiment_fields(experiment: str) -> dict:
+    """The split roles and tags a fake experiment's records state: ``fake_real*`` has an
+    in-distribution and an external split, every other one a synthetic bias."""
+    if experiment.startswith("fake_real"):
+        return {"test_splits": ["in_distribution", "external"], "id_split": "in_distribution",
+                "shift_splits": ["external"], "experiment_tags": ["external_test"]}
+    return {"test_splits": list(SPLITS), "id_split": "biased", "shift_splits": ["unbiased", "deceiving"],
+            "experiment_tags": ["synthetic_bias"]}
 
 
 def _rng(*parts: object) -> np.random.Generator:
@@ -61,13 +63,15 @@ def write_run(
     bias_strength: float | None = None,
     n: int = N_IMAGES,
     k: int = 2,
+    role: str | None = None,
 ) -> Path:
     """One finished (or failed) fake run record; returns its folder."""
     data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
     config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
               "hparams": {"lr": 0.001 * (hparam_index + 1)}, "hparam_index": hparam_index}
     run = RunDir(run_path(root, experiment, method, seed, config))
-    run.write_json("config.json", {**config, "experiment_profile": {"backbone": "tiny_cnn", "data": data}})
+    run.write_json("config.json", {**config, "experiment_profile": {"backbone": "tiny_cnn", "data": data},
+                                   **experiment_fields(experiment), "role": role or ROLES.get(method, "comparison")})
     run.write_json("provenance.json", {"git_commit": "abc123", "packages": {"torch": "2.x"}, "device": "cpu (test)",
                                        "python": "3.11", "platform": "test", "data_checksum": f"sum-{experiment}"})
     run.write_epochs([{"epoch": 0, "val_accuracy": val_accuracy, "seconds": 2.0}])

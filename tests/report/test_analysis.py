@@ -6,12 +6,13 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from benchmarks.evaluation import macro_ovr_auc, resampled_macro_auc
 from benchmarks.report.build import generate
-from benchmarks.report.splits import split_roles
+from benchmarks.report.splits import split_roles, stated
 
-from .conftest import write_run
+from .conftest import experiment_fields, write_run
 
 
 def test_resampled_auc_matches_the_auc_of_each_resample():
@@ -26,12 +27,19 @@ def test_resampled_auc_matches_the_auc_of_each_resample():
     assert np.isnan(resampled_macro_auc(np.zeros(5, dtype=int), rng.dirichlet(np.ones(3), 5), idx[:, :5] % 5)).all()
 
 
-def test_split_roles_from_names_when_the_experiment_is_not_registered():
-    roles = split_roles("unregistered", ["external", "in_distribution"])
-    assert roles.order == ("in_distribution", "external")
+def test_split_roles_are_what_the_records_state():
+    statement = stated(experiment_fields("fake_real"))
+    roles = split_roles([statement, statement], ["external", "in_distribution"], "fake_real")
+    assert roles.order == ("in_distribution", "external") and not roles.synthetic_bias
     assert roles.gap_pairs() == [("in_distribution", "external")]
-    roles = split_roles("unregistered", ["deceiving", "biased", "unbiased"])
-    assert roles.order == ("biased", "unbiased", "deceiving") and roles.synthetic_bias
+    # names mean nothing: a record may call its in-distribution split anything
+    odd = stated({"test_splits": ["b", "a"], "id_split": "a", "shift_splits": ["b"],
+                  "experiment_tags": ["synthetic_bias"]})
+    roles = split_roles([odd], ["a", "b"], "odd")
+    assert roles.order == ("b", "a") and roles.id_split == "a" and roles.gap_pairs() == [("a", "b")]
+    assert roles.synthetic_bias
+    with pytest.raises(ValueError, match="2 different split roles"):
+        split_roles([statement, odd], ["a"], "mixed")
 
 
 def test_seeds_with_different_test_images_are_tested_per_seed(tmp_path):

@@ -12,10 +12,10 @@ from benchmarks.report import build_report, figures, writer
 from benchmarks.report.build import generate
 from benchmarks.report.claims import FAILS, HOLDS, NOT_MEASURED
 from benchmarks.report.selection import draw_table, select
-from benchmarks.report.splits import split_roles
+from benchmarks.report.splits import split_roles, stated
 from benchmarks.report.tidy import collect, tidy
 
-from .conftest import damage, failing_records, holding_records, write_errored, write_run
+from .conftest import damage, experiment_fields, failing_records, holding_records, write_errored, write_run
 
 
 def _files(root):
@@ -125,7 +125,7 @@ def test_claims_not_measured_without_isnet(tmp_path):
     files, _ = generate(root, figures=False)
     text = files["README.md"].decode()
     assert set(_verdicts(files["tables/claims.csv"]).values()) == {NOT_MEASURED}
-    assert "Not computed: no `isnet` runs" in text
+    assert "Not computed: no runs of a reference method (role `reference` in the records)" in text
     assert "Not drawn: fewer than two bias strengths" in text
 
 
@@ -138,7 +138,9 @@ def test_bias_strength_figure_when_strengths_are_recorded(tmp_path):
     files, _ = generate(root, figures=False)
     assert "![accuracy against bias strength](figures/accuracy_vs_bias_strength.png)" in files["README.md"].decode()
     selected = select(tidy(collect(root)))
-    roles = {(e, "smoke"): split_roles(e, ["biased", "deceiving"]) for e in ("fake_bias_50", "fake_bias_100")}
+    statement = stated(experiment_fields("fake_bias"))
+    roles = {(e, "smoke"): split_roles([statement], ["biased", "deceiving"], e)
+             for e in ("fake_bias_50", "fake_bias_100")}
     assert figures.bias_strength(selected, roles).startswith(b"\x89PNG")
     assert figures.bias_strength(selected[selected["experiment"] == "fake_bias_50"], roles) is None
 
