@@ -6,15 +6,14 @@ accuracy) -> :mod:`~benchmarks.report.analysis` (intervals, paired tests, gaps, 
 scores, costs) -> :mod:`~benchmarks.report.claims` -> :mod:`~benchmarks.report.readme` (the
 README's sections with their tables and figures) -> :mod:`~benchmarks.report.writer`.
 
-The whole report is generated in memory first; ``check=True`` writes it to a temporary
-folder and compares it with the report on disk instead of replacing it.
+The whole report is generated in memory first; ``check=True`` compares it with the report on
+disk instead of writing it.
 """
 
 from __future__ import annotations
 
 import gzip
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +29,9 @@ from benchmarks.report.selection import draw_table, select, selection_note
 from benchmarks.report.splits import SplitRoles, split_roles, stated
 from benchmarks.report.table import to_csv
 from benchmarks.report.tidy import Collection, collect, columns, tidy
+
+#: the checkout this package runs from (its committed reference: results/ -> reports/)
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None
@@ -52,7 +54,8 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
     files.text("tables/claims.csv", to_csv(cl.claims_frame(claims)))
     # large (a row per explained image): gzip with a fixed header so rebuilds stay byte-identical
     per_image = to_csv(analysis.relevance.drop(columns=["background_share"], errors="ignore"))
-    files.files["tables/background_relevance_per_image.csv.gz"] = gzip.compress(per_image.encode(), mtime=0)
+    files.data("tables/background_relevance_per_image.csv.gz", gzip.compress(per_image.encode(), mtime=0))
+    files.data(writer.MANIFEST, writer.manifest(files.names))
     runs = frame.drop_duplicates("path")
     counts = {"runs": len(runs), "ok": int((runs["status"] == "ok").sum()),
               "failed": int((runs["status"] != "ok").sum()), "errored": len(collection.errored),
@@ -70,29 +73,45 @@ def _split_roles(collection: Collection, selected: pd.DataFrame) -> dict[tuple[s
     return out
 
 
-def build_report(out: Path, reports: Path, figures: bool = True, check: bool = False) -> int:
-    """Write the report of every record under ``out`` into ``reports`` (``check=False``), or
-    regenerate it into a temporary folder and list what differs from ``reports``
-    (``check=True``; returns 1 when anything differs, 0 when it is identical)."""
-    out, reports = Path(out), Path(reports)
-    files, counts = generate(out, figures, progress=lambda s: print(f"report: {s}", file=sys.stderr))
+def default_reports(runs: Path) -> Path:
+    """Where the report of the records under ``runs`` goes unless ``--reports`` says: the
+    committed ``reports/`` for this checkout's committed reference records ``results/``, and
+    ``RUNS/report/`` for any other records (so that a user's report never replaces the
+    committed one)."""
+    if Path(runs).resolve() == REPOSITORY / "results":
+        return REPOSITORY / "reports"
+    return Path(runs) / "report"
+
+
+def build_report(runs: Path, reports: Path | None = None, figures: bool = True, check: bool = False) -> int:
+    """Write the report of every record under ``runs`` into ``reports`` (default:
+    :func:`default_reports`), or (``check=True``) list what differs between the report the
+    records produce and the one in ``reports`` (returns 1 when anything differs, 0 when it is
+    identical)."""
+    runs = Path(runs)
+    reports = default_reports(runs) if reports is None else Path(reports)
+    if not check:
+        try:
+            writer.prepare(reports)
+        except (writer.NotAReportFolder, PermissionError) as err:
+            raise type(err)(f"--reports {reports}: {err}") from None
+    files, counts = generate(runs, figures, progress=lambda s: print(f"report: {s}", file=sys.stderr))
     if counts["damaged"]:
         print(f"warning: {counts['damaged']} damaged record(s) left out; see the report's 'Runs left out'",
               file=sys.stderr)
     if check:
-        with tempfile.TemporaryDirectory(prefix="report-check-") as tmp:
-            writer.write(Path(tmp), files, figures)
-            regenerated = {rel: path.read_bytes() for rel, path in writer.existing(Path(tmp), figures).items()}
-        problems = writer.compare(reports, regenerated, figures)
+        problems = writer.compare(reports, files, figures)
         if problems:
-            print(f"report check FAILED: {reports} differs from what the records under {out} produce:")
+            print(f"report check FAILED: {reports} differs from what the records under {runs} produce:")
             for line in problems:
                 print(f"  {line}")
-            print("regenerate it with `python -m benchmarks report` and commit the result")
+            print(f"regenerate it with `python -m benchmarks report --runs {runs} --reports {reports}` and commit "
+                  "the result")
             return 1
-        print(f"report check passed: {len(regenerated)} files in {reports} match the records under {out}")
+        compared = sum(figures or not rel.endswith(".png") for rel in files)
+        print(f"report check passed: {compared} files in {reports} match the records under {runs}")
         return 0
-    written, removed = writer.write(reports, files, figures)
+    written, removed = writer.write(reports, files)
     print(f"report written to {reports}/README.md ({counts['runs']} runs: {counts['ok']} ok, {counts['failed']} "
           f"failed, {counts['errored']} errored, {counts['damaged']} damaged; {len(written)} files changed, "
           f"{len(removed)} removed)")

@@ -29,14 +29,20 @@ COST_TEXT = (
 
 
 class Files:
-    """The report being assembled: relative path -> bytes."""
+    """The report being assembled: relative path -> bytes, and the names of every file it
+    consists of (figures included when they are not drawn)."""
 
     def __init__(self, figures: bool) -> None:
         self.files: dict[str, bytes] = {}
+        self.names: set[str] = set()
         self.figures = figures
 
     def text(self, rel: str, text: str) -> None:
-        self.files[rel] = text.encode("utf-8")
+        self.data(rel, text.encode("utf-8"))
+
+    def data(self, rel: str, data: bytes) -> None:
+        self.files[rel] = data
+        self.names.add(rel)
 
     def table(self, table: Table) -> str:
         """Register a table's LaTeX and CSV; returns its Markdown with links to both."""
@@ -48,6 +54,7 @@ class Files:
         """Register a figure (when figures are drawn); returns its Markdown image link."""
         if png is None:
             return ""
+        self.names.add(rel)
         if self.figures:
             self.files[rel] = png
         return f"![{alt}]({rel})\n"

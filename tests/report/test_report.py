@@ -164,12 +164,15 @@ def test_check_detects_changed_missing_and_stale_files(tmp_path, capsys):
     table = reports / "tables" / "accuracy_fake_bias_smoke.tex"
     table.write_text(table.read_text().replace("90.0", "99.0"))
     (reports / "tables" / "timing.csv").unlink()
+    listed = writer.listed(reports)
+    (reports / writer.MANIFEST).write_bytes(writer.manifest([*listed, "tables/old_experiment.csv"]))
     (reports / "tables" / "old_experiment.csv").write_text("stale\n")
     assert build_report(root, reports, figures=False, check=True) == 1
     out = capsys.readouterr().out
     assert "differs: tables/accuracy_fake_bias_smoke.tex" in out
     assert "missing: tables/timing.csv" in out
     assert "stale: tables/old_experiment.csv" in out
+    assert "differs: report-manifest.json" in out
     assert "dataset_samples" not in out and "performance" not in out
 
     assert build_report(root, reports, figures=False) == 0  # regenerating repairs it, foreign files stay
@@ -181,7 +184,7 @@ def test_check_detects_changed_missing_and_stale_files(tmp_path, capsys):
 
 def test_check_compares_figures_too(holding):
     _, reports, _ = holding
-    regenerated = {rel: path.read_bytes() for rel, path in writer.existing(reports).items()}
+    regenerated = {rel: (reports / rel).read_bytes() for rel in [*writer.listed(reports), writer.MANIFEST]}
     assert writer.compare(reports, regenerated) == []
     regenerated["figures/timing.png"] = regenerated["figures/timing.png"][:-10] + b"0123456789"
     assert writer.compare(reports, regenerated) == ["differs: figures/timing.png"]
