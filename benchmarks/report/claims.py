@@ -7,7 +7,8 @@ to the analysis. Verdicts:
 * ``does not hold`` - the numbers contradict it (a point estimate on the wrong side, or a
   difference outside the equivalence margin);
 * ``inconclusive`` - the point estimates agree with the claim but the test does not show it
-  (too few seeds or images to tell);
+  (too few seeds or images to tell), or both sides of a comparison are at chance (one rule
+  for every claim that compares accuracies: :data:`CHANCE_RULE`);
 * ``not measured`` - the runs needed are absent (no ISNet, no baseline, no shifted split,
   no explanation scores, timings from different devices).
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmarks.evaluation.catalogue import PRIMARY
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.estimates import ALPHA, LEVEL
 from benchmarks.report.explanations import CLAIM_EXPLAINER
@@ -36,6 +38,11 @@ EQUIVALENCE_MARGIN = 0.02
 TIME_TOLERANCE = 0.25
 #: the test splits where the shortcut misleads, on which ISNet should beat the others
 CLAIM_SPLITS = ("deceiving", "external")
+CHANCE_RULE = (
+    "A comparison in which both sides are at chance is inconclusive, whatever the difference: a side is at chance "
+    f"when the {LEVEL:.0%} bootstrap interval over test images of its seed-mean accuracy contains the split's "
+    "majority-class share (a classifier at chance is the same everywhere and beats nothing)."
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,23 @@ def _keys(analysis: Analysis) -> list[tuple[str, str]]:
     return sorted(analysis.roles)
 
 
+def at_chance(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
+    """Whether the bootstrap interval of ``method``'s seed-mean accuracy on ``split`` contains
+    the split's majority-class share (False when it was not measured)."""
+    m = analysis.metrics
+    row = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == method)
+            & (m["split"] == split) & (m["metric"] == PRIMARY)]
+    if row.empty:
+        return False
+    r = row.iloc[0]
+    return bool(r["boot_low"] <= r["majority_share"] + 1e-9 and r["majority_share"] <= r["boot_high"] + 1e-9)
+
+
+def _both_at_chance(analysis: Analysis, key: tuple[str, str], a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether both sides, each (method, split), are at chance."""
+    return at_chance(analysis, key, *a) and at_chance(analysis, key, *b)
+
+
 # -------------------------------------------------------------------------------- claim 1
 def claim_same_accuracy(analysis: Analysis) -> Claim:
     claim = Claim(
@@ -85,9 +109,7 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         f"For each experiment with a synthetic bias, ISNet's in-distribution (biased) accuracy minus its accuracy on "
         f"every shifted split (unbiased, deceiving): holds when every {LEVEL:.0%} bootstrap interval over test images "
         f"of the gap lies within ±{100 * EQUIVALENCE_MARGIN:.0f} percentage points (equivalence), does not hold when "
-        "one lies entirely outside that margin, inconclusive otherwise, and inconclusive as well when ISNet's "
-        "in-distribution accuracy is not above chance (the lower end of its bootstrap interval at or below the "
-        "majority-class share): a classifier at chance is trivially the same everywhere. Real-data experiments are "
+        f"one lies entirely outside that margin, inconclusive otherwise. {CHANCE_RULE} Real-data experiments are "
         "not used: their external test also changes hospital, scanner and population, not only the bias.",
     )
     gaps = analysis.gaps
@@ -107,8 +129,11 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         states, parts = [], []
         for r in g.itertuples(index=False):
             low, high = r.boot_low, r.boot_high
+            chance = _both_at_chance(analysis, key, (reference, r.minuend), (reference, r.subtrahend))
             if math.isnan(low):
                 states.append(NOT_MEASURED)
+            elif chance:
+                states.append(UNCLEAR)
             elif -EQUIVALENCE_MARGIN <= low and high <= EQUIVALENCE_MARGIN:
                 states.append(HOLDS)
             elif low > EQUIVALENCE_MARGIN or high < -EQUIVALENCE_MARGIN:
@@ -116,16 +141,8 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
             else:
                 states.append(UNCLEAR)
             parts.append(f"{r.minuend} − {r.subtrahend}: {_pp(r.gap)} pp [{_pp(low)}, {_pp(high)}] "
-                         f"({int(r.seeds)} seeds)")
-        verdict = _combine(states)
-        m = analysis.metrics
-        own = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == reference)
-                & (m["split"] == roles.id_split) & (m["metric"] == "accuracy")]
-        if len(own) and not own.iloc[0]["boot_low"] > own.iloc[0]["majority_share"] + 1e-9:
-            verdict = UNCLEAR if verdict != NOT_MEASURED else verdict
-            parts.append(f"ISNet's {roles.id_split} accuracy {100 * own.iloc[0]['mean']:.1f}% is not above chance "
-                         f"({100 * own.iloc[0]['majority_share']:.1f}%)")
-        claim.findings.append(Finding(*key, verdict, "; ".join(parts)))
+                         f"({int(r.seeds)} seeds)" + (", both at chance" if chance else ""))
+        claim.findings.append(Finding(*key, _combine(states), "; ".join(parts)))
     if not claim.findings:
         claim.note = "No experiment with a synthetic bias among the records."
     return claim
@@ -162,7 +179,7 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
         f"of an experiment that has neither), "
         f"paired on the same test images (McNemar exact test, Holm-Bonferroni adjusted): holds when ISNet is ahead "
         f"with adjusted p < {ALPHA} in every comparison, does not hold when the other method is level or ahead in "
-        f"any, inconclusive otherwise. ISNet is the method whose records state role `reference`; "
+        f"any, inconclusive otherwise. {CHANCE_RULE} ISNet is the method whose records state role `reference`; "
         + ("the standard classifier, role `plain_baseline`." if plain else
            "the baselines, every method with role `comparison` (ISNet's own variants, role `reference_variant`, "
            "and the plain baseline are left out)."),
@@ -189,10 +206,13 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
             continue
         order = {s: i for i, s in enumerate(roles.order)}
         block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
-        states = [_decide(r.acc_diff, r.mcnemar_p_holm) for r in block.itertuples(index=False)]
+        chance = [_both_at_chance(analysis, key, (cast.reference, r.split), (r.other, r.split))
+                  for r in block.itertuples(index=False)]
+        states = [UNCLEAR if c else _decide(r.acc_diff, r.mcnemar_p_holm)
+                  for r, c in zip(block.itertuples(index=False), chance, strict=True)]
         evidence = "; ".join(
             f"{r.split} vs `{r.other}`: {_pp(r.acc_diff)} pp (p_Holm {_p(r.mcnemar_p_holm)})"
-            for r in block.itertuples(index=False))
+            + (", both at chance" if c else "") for r, c in zip(block.itertuples(index=False), chance, strict=True))
         claim.findings.append(Finding(*key, _combine(states), evidence))
     return claim
 

@@ -65,4 +65,20 @@ def test_a_classifier_at_chance_is_not_evidence_of_bias_robustness(tmp_path):
     files, _ = generate(root, figures=False)
     claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
     row = claims[(claims["claim"] == 1) & (claims["experiment"] == "fake_bias")].iloc[0]
-    assert row["verdict"] == "inconclusive" and "not above chance" in row["evidence"]
+    assert row["verdict"] == "inconclusive" and "both at chance" in row["evidence"]
+
+
+def test_one_chance_rule_for_every_claim_that_compares_accuracies(tmp_path):
+    root = tmp_path / "records"
+    for seed in (0, 1):  # on `deceiving` ISNet and the standard classifier are both at chance; rrr falls for the bias
+        write_run(root, "isnet", seed, {"biased": 0.95, "unbiased": 0.5, "deceiving": 0.5}, n=200)
+        write_run(root, "standard", seed, {"biased": 0.95, "unbiased": 0.5, "deceiving": 0.5}, n=200)
+        write_run(root, "rrr", seed, {"biased": 0.95, "unbiased": 0.5, "deceiving": 0.1}, n=200)
+    files, _ = generate(root, figures=False)
+    claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
+    rows = claims[claims["experiment"] == "fake_bias"].set_index("claim")
+    assert rows.loc[2, "verdict"] == "inconclusive" and "vs `standard`" in rows.loc[2, "evidence"]
+    assert "both at chance" in rows.loc[2, "evidence"]
+    assert rows.loc[3, "verdict"] == "holds" and "both at chance" not in rows.loc[3, "evidence"]
+    assert rows.loc[1, "verdict"] == "does not hold"  # ISNet is not at chance on `biased`: a real gap
+    assert files["README.md"].decode().count("A comparison in which both sides are at chance is inconclusive") == 3
