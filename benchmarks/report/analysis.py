@@ -25,6 +25,7 @@ class Analysis:
     """Everything the tables, figures and claims read."""
 
     collection: Collection
+    selected: pd.DataFrame
     roles: dict[tuple[str, str], SplitRoles]
     cast: dict[tuple[str, str], MethodRoles]
     metrics: pd.DataFrame
@@ -74,5 +75,5 @@ def analyse(collection: Collection, selected: pd.DataFrame, roles: dict[tuple[st
     per_image = relevance_per_image(collection, selected)
     rel_paired = relevance_paired(collection, selected, roles, cast, per_image)
     timing = timing_table(selected)
-    return Analysis(collection, roles, cast, metrics, dists, paired, gaps, explanations, errors, per_image, rel_paired,
-                    timing)
+    return Analysis(collection, selected, roles, cast, metrics, dists, paired, gaps, explanations, errors, per_image,
+                    rel_paired, timing)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from benchmarks.report import claims as cl
 from benchmarks.report import writer
-from benchmarks.report.analysis import analyse
+from benchmarks.report.analysis import Analysis, analyse
 from benchmarks.report.estimates import experiment_keys
 from benchmarks.report.readme import Files, Inputs, readme
 from benchmarks.report.roles import method_roles
@@ -34,18 +34,26 @@ from benchmarks.report.tidy import Collection, collect, columns, tidy
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
-def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None
-             ) -> tuple[dict[str, bytes], dict[str, int]]:
-    """The report of the records under ``out`` as ``{path relative to reports/: bytes}``."""
-    say = progress or (lambda _: None)
-    collection = collect(out)
+def analysed(runs: Path, progress: Callable[[str], None] | None = None
+             ) -> tuple[Collection, pd.DataFrame, pd.DataFrame, pd.DataFrame, Analysis]:
+    """The records under ``runs`` read and analysed: (collection, tidy table, draws, selected
+    rows, analysis)."""
+    collection = collect(runs)
     frame = tidy(collection)
     if frame.empty:
-        raise FileNotFoundError(f"no finished runs under {out}/runs; run `python -m benchmarks run --all` first")
+        raise FileNotFoundError(f"no finished runs under {runs}/runs; run `python -m benchmarks run --all` first")
     draws = draw_table(frame)
-    note = selection_note(draws)
     selected = select(frame, draws)
-    analysis = analyse(collection, selected, _split_roles(collection, selected), method_roles(selected), say)
+    analysis = analyse(collection, selected, _split_roles(collection, selected), method_roles(selected), progress)
+    return collection, frame, draws, selected, analysis
+
+
+def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None
+             ) -> tuple[dict[str, bytes], dict[str, int]]:
+    """The report of the records under ``out`` as ``{path relative to the report folder: bytes}``."""
+    say = progress or (lambda _: None)
+    collection, frame, draws, selected, analysis = analysed(out, say)
+    note = selection_note(draws)
     claims = cl.decide(analysis)
     files = Files(figures)
     files.text(writer.README, readme(Inputs(files, collection, frame, draws, note, selected, analysis, claims, say)))

@@ -88,3 +88,21 @@ def relevance_per_image(collection: Collection, selected: pd.DataFrame) -> pd.Da
         return pd.DataFrame(columns=["experiment", "profile", "method", "seed", "split", "explainer", "image",
                                      "relevance_inside_mask", "background_share"])
     return pd.concat(rows, ignore_index=True)
+
+
+def black_background_share(collection: Collection, selected: pd.DataFrame, key: tuple[str, str]) -> float | None:
+    """The share of background pixels (outside the mask) that are exactly 0 in every channel,
+    over the gallery images of ``key``'s selected runs (``None`` when there is no gallery).
+    Where it is large, input x gradient is zero on the background by construction."""
+    runs = selected[(selected["experiment"] == key[0]) & (selected["profile"] == key[1])
+                    & (selected["status"] == "ok")].drop_duplicates("path").sort_values("path")
+    black, total = 0, 0
+    for path in runs["path"]:
+        arrays = collection.arrays(path, "explanations.npz")
+        for name in sorted(k for k in arrays if k.endswith("/gallery/images")):
+            images = np.asarray(arrays[name], dtype=np.float32)
+            background = np.asarray(arrays[name.replace("/images", "/masks")]) == 0
+            zero = np.all(images == 0, axis=1)
+            black += int((zero & background).sum())
+            total += int(background.sum())
+    return black / total if total else None

@@ -11,14 +11,17 @@ import pandas as pd
 from benchmarks.evaluation import catalogue
 from benchmarks.report import claims as cl
 from benchmarks.report import figures as fg
-from benchmarks.report import ledger, tables
+from benchmarks.report import ledger, numerics, tables
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
-from benchmarks.report.explanations import EXPLANATION_METRICS
+from benchmarks.report.explanations import EXPLANATION_METRICS, black_background_share
+from benchmarks.report.gallery import gallery
 from benchmarks.report.table import Table, slug
 from benchmarks.report.tidy import Collection
 from benchmarks.resources import read_invocations
 
+#: the share of exactly-black background pixels above which input x gradient scores are noted as trivial
+BLACK_BACKGROUND = 0.5
 COST_TEXT = (
     "The cpu profile is sized so that `python -m benchmarks run --all` (every method and default experiment, "
     "3 seeds) finishes within 60 minutes on a 2-core machine with under 4 GB of memory, and the smoke profile "
@@ -156,6 +159,8 @@ def experiment(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     out = [f"### {key[0]} ({key[1]} profile)", "",
            f"Test splits, in order: {', '.join(f'`{s}`' for s in roles.order)}; in-distribution: "
            f"`{roles.id_split}`; shifted: {shift} (as the run records state them).", ""]
+    warning = numerics.mixed(inputs.collection, inputs.selected, key)
+    out += [warning, ""] if warning else []
     for part in (metric_tables, paired, gaps, explanations, galleries):
         out += part(inputs, key)
     return out
@@ -198,6 +203,7 @@ def explanations(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     scored = [t for t in (tables.explanation_table(inputs.analysis, key, m, inputs.note) for m in EXPLANATION_METRICS)
               if t is not None]
     out += [inputs.files.table(t) for t in scored]
+    out += _trivial_by_construction(inputs, key, scored)
     rel = tables.relevance_paired_table(inputs.analysis, key, inputs.note)
     if rel is not None:
         out.append(inputs.files.table(rel))
@@ -213,19 +219,36 @@ def explanations(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     return out
 
 
+def _trivial_by_construction(inputs: Inputs, key: tuple[str, str], scored: list[Table]) -> list[str]:
+    """A note where a score says nothing by construction: input x gradient on black backgrounds."""
+    if not any("input_x_gradient" in set(t.data["explainer"]) for t in scored):
+        return []
+    share = black_background_share(inputs.collection, inputs.selected, key)
+    if share is None or share < BLACK_BACKGROUND:
+        return []
+    return [f"*Trivial by construction:* input × gradient is the input times its gradient, so it is zero wherever the "
+            f"image is zero; {100 * share:.0f} % of the background pixels of this experiment's images are exactly 0 "
+            "(black), so there its relevance lies inside the mask whatever the model attends to. The same holds for "
+            "the 'own' heatmap of a method whose own explanation is input × gradient (the harness's default for "
+            "methods without one). LRP-epsilon and Grad-CAM do not share this.", ""]
+
+
 def galleries(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     roles = inputs.analysis.roles[key]
     out = []
     for split in list(roles.shift_splits) or list(roles.order):
-        result = fg.gallery(inputs.collection, inputs.selected, key, split, draw=inputs.draw)
+        result = gallery(inputs.collection, inputs.selected, key, split, inputs.analysis.explanation_errors,
+                         draw=inputs.draw)
         if result is None:
             continue
         png, text = result
         out.append(inputs.files.figure(f"figures/{slug('gallery', *key, split)}.png", png,
                                        f"heatmaps on {split}, {key[0]}"))
-        out.append(f"*Figure: the first images of the `{split}` split (top row, foreground outlined) and each "
-                   f"method's own heatmap of the true class (red: positive relevance, blue: negative; each "
-                   f"heatmap scaled to its largest magnitude); {text}.*\n")
+        out.append(f"*Figure: the first images of the `{split}` split (top row, columns named by their true class, "
+                   f"foreground outlined) and each method's own heatmap of the true class (red: positive relevance, "
+                   f"blue: negative; each heatmap divided by its largest magnitude, see the colour bar), with the "
+                   f"class the method predicted below each heatmap (green: right, red: wrong); 'no heatmap' where "
+                   f"the method's own explainer gave none or a heatmap is zero everywhere; {text}.*\n")
     return out
 
 
@@ -242,7 +265,9 @@ def bias_strength(inputs: Inputs) -> list[str]:
 
 
 def timing(inputs: Inputs) -> list[str]:
-    out = ["## Training and inference time", "", inputs.files.table(ledger.timing_table(inputs.analysis, inputs.note))]
+    warning = numerics.mixed(inputs.collection, inputs.selected)
+    out = ["## Training and inference time", "", *([warning, ""] if warning else []),
+           inputs.files.table(ledger.timing_table(inputs.analysis, inputs.note))]
     png = fg.timing(inputs.analysis, draw=inputs.draw)
     if png is not None:
         out.append(inputs.files.figure("figures/timing.png", png, "training and inference time"))

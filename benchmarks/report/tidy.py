@@ -28,7 +28,7 @@ from benchmarks.report.splits import FIELDS as SPLIT_FIELDS
 from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord
 
 #: what the report reads from every record's config.json besides the run's identity
-REQUIRED_CONFIG = ("role", *SPLIT_FIELDS)
+REQUIRED_CONFIG = ("role", "experiment_profile", *SPLIT_FIELDS)
 
 
 def columns() -> list[str]:
@@ -36,7 +36,7 @@ def columns() -> list[str]:
     return [
         "experiment", "profile", "method", "role", "seed", "hparam_index", "hparams", "status", "reason", "split", "n",
         *(m.key for m in catalogue.metrics()), "val_accuracy", "train_seconds", "inference_seconds",
-        "inference_ms_per_image", "bias_strength", "device", "path",
+        "inference_ms_per_image", "bias_strength", "image_size", "device", "path",
     ]
 
 #: keys of ``config.json``'s ``experiment_profile.data`` read as the strength of an injected bias
@@ -198,6 +198,7 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
             "val_accuracy": _float(rec.summary.get("val_accuracy")),
             "train_seconds": _float(rec.summary.get("train_seconds")),
             "bias_strength": bias_strength(config),
+            "image_size": config["experiment_profile"]["image_size"],
             "device": rec.provenance.get("device"),
             "path": path,
         }
