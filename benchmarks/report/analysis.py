@@ -1,7 +1,8 @@
 """Statistics of the selected runs, as tidy DataFrames for the tables, the figures and the
 claims: :mod:`~benchmarks.report.estimates` (intervals, bias gaps),
 :mod:`~benchmarks.report.comparisons` (paired tests against ISNet),
-:mod:`~benchmarks.report.explanations` (explanation scores) and the costs below."""
+:mod:`~benchmarks.report.explanations` (explanation scores),
+:mod:`~benchmarks.report.convergence` (learning curves, convergence) and the costs below."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import convergence
 from benchmarks.report.comparisons import paired_table, relevance_paired
 from benchmarks.report.estimates import LEVEL, experiment_keys, gap_table, methods_of, metric_table, rows_of
 from benchmarks.report.explanations import explanation_tables, relevance_per_image
@@ -37,6 +39,8 @@ class Analysis:
     relevance: pd.DataFrame
     relevance_paired: pd.DataFrame
     timing: pd.DataFrame
+    curves: pd.DataFrame
+    convergence: pd.DataFrame
 
 
 def timing_table(selected: pd.DataFrame) -> pd.DataFrame:
@@ -75,5 +79,7 @@ def analyse(collection: Collection, selected: pd.DataFrame, roles: dict[tuple[st
     per_image = relevance_per_image(collection, selected)
     rel_paired = relevance_paired(collection, selected, roles, cast, per_image)
     timing = timing_table(selected)
+    say("convergence")
     return Analysis(collection, selected, roles, cast, metrics, dists, paired, gaps, explanations, errors, per_image,
-                    rel_paired, timing)
+                    rel_paired, timing, convergence.curves(collection, selected),
+                    convergence.runs_table(collection, selected))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from benchmarks.report import convergence
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.table import Cell, Table, num, t_cell, t_text
 
@@ -24,6 +25,46 @@ def selection_table(draws: pd.DataFrame, note: str) -> Table:
         ["experiment", "profile", "method", "draw", "hyper-parameters", "seeds ok", "seeds failed",
          "val. accuracy", "selected"],
         rows, draws, "lllrlrrrl")
+
+
+# -------------------------------------------------------------------------- convergence
+def _seed_cells(block: pd.DataFrame) -> tuple[str, str]:
+    epochs, changes = [], []
+    for r in block.itertuples(index=False):
+        fallback = " (last: no selectable epoch)" if r.fallback else ""
+        epochs.append(f"s{r.seed}: {r.selected_epoch}{fallback}")
+        if r.still_improving is None:
+            changes.append(f"s{r.seed}: n/a")
+        else:
+            changes.append(f"s{r.seed}: {100 * r.change:+.1f} %" + (" (improving)" if r.still_improving else ""))
+    return ", ".join(epochs), ", ".join(changes)
+
+
+def convergence_table(analysis: Analysis) -> Table:
+    """Per experiment and method: each seed's selected epoch, the last quarter's best validation
+    loss against the best before it, and the verdict of :data:`benchmarks.report.convergence.RULE`."""
+    runs = analysis.convergence
+    rows, verdicts = [], []
+    for (exp, profile, method), block in runs.groupby(["experiment", "profile", "method"], sort=True):
+        epochs, changes = _seed_cells(block)
+        verdict = convergence.verdict(block["still_improving"])
+        schedule = "/".join(str(v) for v in sorted(set(block["epochs"])))
+        quarter = "/".join(str(v) for v in sorted(set(block["last_quarter"])))
+        rows.append([Cell.text(exp), Cell.text(profile), Cell.code(method), Cell.text(f"{schedule} ({quarter})"),
+                     Cell.text(epochs), Cell.text(changes),
+                     Cell.text(f"**{verdict}**" if verdict == convergence.NOT_CONVERGED else verdict)])
+        verdicts.append({"experiment": exp, "profile": profile, "method": method, "verdict": verdict})
+    caption = (
+        "Convergence of the training schedules, per experiment and method. Epochs: the schedule's length (and its "
+        "last quarter). Selected epoch: the epoch each seed's selection rule kept (counted from 0). Last quarter vs "
+        "before: the lowest validation loss among the selectable epochs of the last quarter, relative to the lowest "
+        f"before it, per seed. Rule: {convergence.RULE}. Per-run numbers are in the CSV."
+    )
+    keys = ["experiment", "profile", "method"]
+    frame = runs.merge(pd.DataFrame(verdicts, columns=[*keys, "verdict"]), on=keys, how="left")
+    return Table("convergence", "Convergence of the training schedules", caption,
+                 ["experiment", "profile", "method", "epochs (last quarter)", "selected epoch per seed",
+                  "last quarter vs before (val. loss)", "verdict"], rows, frame, "lllrlll")
 
 
 # -------------------------------------------------------------------------------- costs

@@ -10,9 +10,10 @@ import pandas as pd
 
 from benchmarks.evaluation import catalogue
 from benchmarks.report import claims as cl
+from benchmarks.report import convergence, ledger, numerics, tables
 from benchmarks.report import figures as fg
-from benchmarks.report import ledger, numerics, tables
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.curves import learning_curves
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
 from benchmarks.report.explanations import EXPLANATION_METRICS, black_background_share
 from benchmarks.report.gallery import gallery
@@ -84,7 +85,8 @@ class Inputs:
 
 def readme(inputs: Inputs) -> str:
     """The whole README.md."""
-    out = header(inputs) + how_to_read(inputs) + claims(inputs) + ["## Results per experiment", ""]
+    out = header(inputs) + how_to_read(inputs) + claims(inputs) + convergence_section(inputs)
+    out += ["## Results per experiment", ""]
     for key in experiment_keys(inputs.selected):
         inputs.say(f"tables and figures of {key[0]} ({key[1]})")
         out += experiment(inputs, key)
@@ -111,11 +113,16 @@ def header(inputs: Inputs) -> list[str]:
 
 def how_to_read(inputs: Inputs) -> list[str]:
     references = sorted({c.reference for c in inputs.analysis.cast.values() if c.reference is not None})
+    rules = sorted({inputs.collection.record(p).config["selection_rule"]
+                    for p in inputs.selected.loc[inputs.selected["status"] == "ok", "path"].unique()})
     named = ", ".join(f"`{m}`" for m in references) or "none among these records"
     return [
         "## How to read the numbers",
         "",
         f"- **{inputs.note}** The selected draw of every method is listed under [Model selection](#model-selection).",
+        "- **Selected checkpoints.** Every model evaluated is its run's validation-selected checkpoint, by the rule "
+        "each run's `config.json` records (`selection_rule`): " + "; ".join(f"\"{r}\"" for r in rules) + ". The "
+        "epoch each run kept is in [Convergence](#convergence-of-the-training-schedules).",
         "- **Seeds.** Every number is the mean over the seeds of the selected draw; `±` is the half-width of the "
         f"{LEVEL:.0%} Student-t interval of that mean over seeds (undefined, `n/a`, for one seed).",
         f"- **Test images.** Brackets are the {interval_text()} of the seed mean, seeded per (experiment, "
@@ -141,6 +148,20 @@ def how_to_read(inputs: Inputs) -> list[str]:
     ]
 
 
+def convergence_section(inputs: Inputs) -> list[str]:
+    failing = convergence.not_converged(inputs.analysis.convergence)
+    if failing:
+        verdict = ("**Did not converge** by this rule: " + "; ".join(f"`{m}` on {e} ({p})" for e, p, m in failing)
+                   + ". Their numbers are those of a schedule that was still improving when it ended.")
+    else:
+        verdict = "Every method converged on every experiment by this rule (or could not be judged, as the table says)."
+    return ["## Convergence of the training schedules", "",
+            f"Rule: {convergence.RULE}. The validation loss is each method's own training objective on the "
+            "in-distribution validation split, so losses are compared within a run, never between methods. "
+            "The learning curves are in each experiment's section.", "", verdict, "",
+            inputs.files.table(ledger.convergence_table(inputs.analysis))]
+
+
 def claims(inputs: Inputs) -> list[str]:
     return [
         "## Claims of the ISNet paper",
@@ -161,6 +182,13 @@ def experiment(inputs: Inputs, key: tuple[str, str]) -> list[str]:
            f"`{roles.id_split}`; shifted: {shift} (as the run records state them).", ""]
     warning = numerics.mixed(inputs.collection, inputs.selected, key)
     out += [warning, ""] if warning else []
+    png = learning_curves(inputs.analysis.curves, inputs.analysis.convergence, inputs.selected, key, draw=inputs.draw)
+    if png is not None:
+        out += ["#### Learning curves", "",
+                inputs.files.figure(f"figures/learning_curves_{slug(*key)}.png", png, f"learning curves, {key[0]}"),
+                "*Figure: validation loss (each method's own objective, so each panel has its own scale) and "
+                "validation accuracy per epoch, mean over seeds (line) and their range (band); ▼ marks the epoch "
+                "each seed's selection rule kept; the shaded last quarter is where the convergence rule looks.*\n"]
     for part in (metric_tables, paired, gaps, explanations, galleries):
         out += part(inputs, key)
     return out

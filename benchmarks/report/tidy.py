@@ -28,7 +28,7 @@ from benchmarks.report.splits import FIELDS as SPLIT_FIELDS
 from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord
 
 #: what the report reads from every record's config.json besides the run's identity
-REQUIRED_CONFIG = ("role", "experiment_profile", *SPLIT_FIELDS)
+REQUIRED_CONFIG = ("role", "experiment_profile", "selection_rule", *SPLIT_FIELDS)
 
 
 def columns() -> list[str]:
