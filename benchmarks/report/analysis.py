@@ -72,7 +72,7 @@ def analyse(collection: Collection, selected: pd.DataFrame, roles: dict[tuple[st
     say("intervals")
     metrics, dists = metric_table(collection, selected, roles)
     say("paired comparisons")
-    paired = paired_table(collection, selected, roles, cast)
+    paired = paired_table(selected, roles, cast, metrics, dists)
     gaps = gap_table(selected, roles, dists)
     say("explanations")
     explanations, errors = explanation_tables(collection, selected, roles)

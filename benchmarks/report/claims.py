@@ -26,6 +26,7 @@ import pandas as pd
 
 from benchmarks.evaluation.catalogue import PRIMARY
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import ALPHA, LEVEL
 from benchmarks.report.explanations import CLAIM_EXPLAINER
 
@@ -175,11 +176,11 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
     claim = Claim(
         2 if plain else 3,
         f"ISNet beats {who} on the deceiving / external tests.",
-        f"ISNet's accuracy minus the other method's on the deceiving and external test splits (every shifted split "
-        f"of an experiment that has neither), "
-        f"paired on the same test images (McNemar exact test, Holm-Bonferroni adjusted): holds when ISNet is ahead "
-        f"with adjusted p < {ALPHA} in every comparison, does not hold when the other method is level or ahead in "
-        f"any, inconclusive otherwise. {CHANCE_RULE} ISNet is the method whose records state role `reference`; "
+        "ISNet's seed-mean accuracy minus the other method's (the difference of their cells in the accuracy table) "
+        "on the deceiving and external test splits (every shifted split of an experiment that has neither); "
+        f"estimator: {ESTIMATOR}. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does not "
+        f"hold when the other method is level or ahead in any, inconclusive otherwise. {CHANCE_RULE} ISNet is the "
+        "method whose records state role `reference`; "
         + ("the standard classifier, role `plain_baseline`." if plain else
            "the baselines, every method with role `comparison` (ISNet's own variants, role `reference_variant`, "
            "and the plain baseline are left out)."),
@@ -206,13 +207,14 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
             continue
         order = {s: i for i, s in enumerate(roles.order)}
         block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
-        chance = [_both_at_chance(analysis, key, (cast.reference, r.split), (r.other, r.split))
-                  for r in block.itertuples(index=False)]
-        states = [UNCLEAR if c else _decide(r.acc_diff, r.mcnemar_p_holm)
-                  for r, c in zip(block.itertuples(index=False), chance, strict=True)]
+        rows = [r for _, r in block.iterrows()]
+        chance = [_both_at_chance(analysis, key, (cast.reference, r["split"]), (r["other"], r["split"])) for r in rows]
+        diff, low, high, p = (f"{PRIMARY}_{k}" for k in ("diff", "low", "high", "p_holm"))
+        states = [UNCLEAR if c else _decide(r[diff], r[p]) for r, c in zip(rows, chance, strict=True)]
         evidence = "; ".join(
-            f"{r.split} vs `{r.other}`: {_pp(r.acc_diff)} pp (p_Holm {_p(r.mcnemar_p_holm)})"
-            + (", both at chance" if c else "") for r, c in zip(block.itertuples(index=False), chance, strict=True))
+            f"{r['split']} vs `{r['other']}`: {_pp(r[diff])} pp [{_pp(r[low])}, {_pp(r[high])}] (p_Holm {_p(r[p])}; "
+            f"{r['seeds_ref']} vs {r['seeds_other']} seeds)" + (", both at chance" if c else "")
+            for r, c in zip(rows, chance, strict=True))
         claim.findings.append(Finding(*key, _combine(states), evidence))
     return claim
 
@@ -222,10 +224,13 @@ def claim_background(analysis: Analysis) -> Claim:
     claim = Claim(
         4, "ISNet's heatmaps put less relevance on the background than the other methods'.",
         f"Share of positive {CLAIM_EXPLAINER.upper()} relevance inside the foreground mask (so 1 minus the background "
-        "share), ISNet minus each other method (ISNet's own variants, role `reference_variant`, excluded) on the "
-        "same explained images of every test split, paired bootstrap, Holm-Bonferroni adjusted: holds when ISNet "
-        f"is ahead with adjusted p < {ALPHA} in every comparison, does not hold when another method is level or "
-        "ahead in any, inconclusive otherwise. The other explainers are in the explanation tables.",
+        "share), ISNet's seed mean minus each other method's (the numbers of the explanation table; ISNet's own "
+        "variants, role `reference_variant`, excluded) on every test split; estimator: the difference of the seed "
+        "means, its interval and p-value from bootstrap resamples of the explained images (the same resample for "
+        "both methods), p two-sided by inverting the percentile interval, Holm-Bonferroni adjusted over the "
+        f"experiment's comparisons. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does "
+        "not hold when another method is level or ahead in any, inconclusive otherwise. The other explainers are in "
+        "the explanation tables.",
     )
     rel = analysis.relevance_paired
     for key in _keys(analysis):
@@ -241,9 +246,9 @@ def claim_background(analysis: Analysis) -> Claim:
             continue
         order = {s: i for i, s in enumerate(analysis.roles[key].order)}
         block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
-        states = [_decide(r.diff, r.bootstrap_p_holm) for r in block.itertuples(index=False)]
-        evidence = "; ".join(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside (p_Holm {_p(r.bootstrap_p_holm)})"
-                             for r in block.itertuples(index=False))
+        states = [_decide(r.diff, r.p_holm) for r in block.itertuples(index=False)]
+        evidence = "; ".join(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside [{_pp(r.low)}, {_pp(r.high)}] "
+                             f"(p_Holm {_p(r.p_holm)})" for r in block.itertuples(index=False))
         unscored = sorted(set(cast.baselines()) - set(block["other"]))
         if unscored:
             evidence += f"; not compared (no {CLAIM_EXPLAINER} score): " + ", ".join(f"`{m}`" for m in unscored)

@@ -1,117 +1,58 @@
-"""Paired comparisons of the reference method (the one whose records state role ``reference``:
-ISNet) with each other method on the same test images: accuracy, AUC and macro-F1 tests, and
-the share of relevance inside the mask.
+"""Comparisons of the reference method (the one whose records state role ``reference``: ISNet)
+with each other method, on the same numbers the tables show.
 
-The seeds both methods finished are used. When they all tested the same images, each method's
-seeds are combined into one prediction per image by averaging their softmax probabilities (the
-seed ensemble), and one test is run on the ensembles; otherwise each seed is tested on its own
-and the median p-value over seeds is reported. McNemar (exact) for accuracy, DeLong for the
-macro one-vs-rest AUC, a paired stratified bootstrap for macro-F1; Holm-Bonferroni over all
-comparisons of one experiment and test (every split x every other method).
+One estimator for every comparison (:data:`ESTIMATOR`): the effect is the difference of the two
+methods' seed means (exactly the difference of their cells in a table); its interval and
+p-value come from the bootstrap resamples of the test images behind the tables' brackets, the
+same resamples for both methods where they tested the same images (a paired bootstrap), the
+p-value two-sided by inverting the percentile interval, Holm-Bonferroni adjusted over every
+comparison of one experiment (all splits x all other methods), per metric.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation import batched_metric, to_probabilities
+from benchmarks.evaluation import catalogue
 from benchmarks.report.estimates import (
     KEY,
     LEVEL,
     N_RESAMPLES,
     NAN,
-    SplitRuns,
     boot_seed,
     experiment_keys,
     methods_of,
+    quantiles,
     rows_of,
     split_runs,
 )
 from benchmarks.report.explanations import CLAIM_EXPLAINER
 from benchmarks.report.roles import MethodRoles
 from benchmarks.report.tidy import Collection
-from benchmarks.stats import delong_test, holm_bonferroni, mcnemar, paired_bootstrap
+from benchmarks.stats import bootstrap_p_value, holm_bonferroni
+
+ESTIMATOR = (
+    "the difference of the two methods' seed means (exactly the difference of their cells in the tables); its "
+    f"{LEVEL:.0%} interval and p-value come from the {N_RESAMPLES} bootstrap resamples of the test images behind the "
+    "tables' brackets, the same resamples for both methods where they tested the same images (a paired bootstrap); "
+    "p two-sided, by inverting the percentile interval; Holm-Bonferroni adjusted over every comparison of one "
+    "experiment (all splits × all other methods)"
+)
 
 
-def _ensemble(runs: SplitRuns, seeds: Sequence[int]) -> np.ndarray:
-    by_seed = runs.by_seed()
-    return np.mean([to_probabilities(by_seed[s][1], "logits") for s in seeds], axis=0)
+def difference(a: float, b: float, dist_a: np.ndarray, dist_b: np.ndarray) -> dict[str, float]:
+    """``a - b`` with the percentile interval and the two-sided p-value of its bootstrap
+    distribution ``dist_a - dist_b``."""
+    d = np.asarray(dist_a, dtype=np.float64) - np.asarray(dist_b, dtype=np.float64)
+    low, high = quantiles(d)
+    return {"diff": a - b, "low": low, "high": high, "p": bootstrap_p_value(d)}
 
 
-def _tests(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, seed: int) -> dict[str, float]:
-    pred_a, pred_b = np.argmax(pa, 1), np.argmax(pb, 1)
-    acc = mcnemar(pred_a == y, pred_b == y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        auc = delong_test(y, pa, pb, level=LEVEL)
-        f1 = paired_bootstrap(batched_metric("f1_macro", pa.shape[1]), y, pred_a, pred_b, n_resamples=N_RESAMPLES,
-                              level=LEVEL, seed=seed, vectorized=True, name="macro-F1")
-    return {
-        "acc_ref": acc.estimate_a, "acc_other": acc.estimate_b, "acc_diff": acc.estimate, "mcnemar_p": acc.p_value,
-        "auc_ref": auc.estimate_a, "auc_other": auc.estimate_b, "auc_diff": auc.estimate, "delong_p": auc.p_value,
-        "f1_ref": f1.estimate_a, "f1_other": f1.estimate_b, "f1_diff": f1.estimate, "f1_low": f1.low,
-        "f1_high": f1.high, "bootstrap_p": f1.p_value,
-    }
-
-
-def _combine(per_seed: list[dict[str, float]]) -> dict[str, float]:
-    """Per-seed results -> means of the estimates, medians of the p-values."""
-    out = {}
-    for name in per_seed[0]:
-        values = np.array([r[name] for r in per_seed], dtype=np.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out[name] = float(np.nanmedian(values) if name.endswith("_p") else np.nanmean(values))
-    return out
-
-
-P_COLUMNS = ("mcnemar_p", "delong_p", "bootstrap_p")
-
-
-def paired_table(collection: Collection, selected: pd.DataFrame, roles: dict, cast: dict[tuple[str, str], MethodRoles]
-                 ) -> pd.DataFrame:
-    rows = []
-    for key in experiment_keys(selected):
-        methods = methods_of(selected, key)
-        reference = cast[key].reference
-        if reference is None:
-            continue
-        ref_rows = rows_of(selected, key, reference)
-        for split in roles[key].order:
-            ref = split_runs(collection, ref_rows, split)
-            for other in methods:
-                if other == reference:
-                    continue
-                oth = split_runs(collection, rows_of(selected, key, other), split)
-                common = sorted(set(ref.seeds) & set(oth.seeds))
-                if not common:
-                    continue
-                ra, rb = ref.by_seed(), oth.by_seed()
-                same = all(np.array_equal(ra[common[0]][0], ra[s][0]) and np.array_equal(ra[common[0]][0], rb[s][0])
-                           for s in common)
-                seed = boot_seed(*key, split, other)
-                if same:
-                    result = _tests(ra[common[0]][0], _ensemble(ref, common), _ensemble(oth, common), seed)
-                    mode = f"seed ensemble ({len(common)} seeds)"
-                else:
-                    matched = [s for s in common if np.array_equal(ra[s][0], rb[s][0])]
-                    if not matched:
-                        continue
-                    result = _combine([_tests(ra[s][0], to_probabilities(ra[s][1], "logits"),
-                                              to_probabilities(rb[s][1], "logits"), seed) for s in matched])
-                    mode = f"per seed, median p ({len(matched)} seeds)"
-                rows.append({"experiment": key[0], "profile": key[1], "split": split, "reference": reference,
-                             "other": other, "pairing": mode, "seeds": len(common),
-                             "n": int(len(ra[common[0]][0])), **result})
-    frame = pd.DataFrame(rows)
-    return _holm(frame, P_COLUMNS)
-
-
-def _holm(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+def holm(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Add ``<column>_holm``: each p-value column Holm-adjusted within each experiment."""
     if frame.empty:
         return frame
     frame = frame.copy()
@@ -122,17 +63,60 @@ def _holm(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+# ------------------------------------------------------------------------------- the metrics
+def paired_table(selected: pd.DataFrame, roles: dict, cast: dict[tuple[str, str], MethodRoles],
+                 metrics: pd.DataFrame, dists: dict) -> pd.DataFrame:
+    """Per experiment, split and other method: for every resampled catalogue metric, the
+    reference's seed mean, the other's, their difference with its bootstrap interval and p."""
+    rows = []
+    for key in experiment_keys(selected):
+        reference = cast[key].reference
+        if reference is None:
+            continue
+        block = metrics[(metrics["experiment"] == key[0]) & (metrics["profile"] == key[1])].set_index(
+            ["method", "split", "metric"])
+        present = set(block.index)
+        for split in roles[key].order:
+            primary = (split, catalogue.PRIMARY)
+            for other in methods_of(selected, key):
+                if other == reference or not {(reference, *primary), (other, *primary)} <= present:
+                    continue
+                ref, oth = block.loc[(reference, *primary)], block.loc[(other, *primary)]
+                row = {"experiment": key[0], "profile": key[1], "split": split, "reference": reference, "other": other,
+                       "seeds_ref": int(ref["seeds"]), "seeds_other": int(oth["seeds"]),
+                       "pairing": "paired" if ref["resamples"] == oth["resamples"] else "independent resamples"}
+                for metric in catalogue.resampled():
+                    a, b = block.loc[(reference, split, metric.key)], block.loc[(other, split, metric.key)]
+                    result = difference(a["mean"], b["mean"], dists[(*key, reference, split, metric.key)],
+                                        dists[(*key, other, split, metric.key)])
+                    row.update({f"{metric.key}_ref": a["mean"], f"{metric.key}_other": b["mean"],
+                                **{f"{metric.key}_{k}": v for k, v in result.items()}})
+                rows.append(row)
+    return holm(pd.DataFrame(rows), [f"{m.key}_p" for m in catalogue.resampled()])
+
+
 # ------------------------------------------------------------------------------ relevance
-def _mean_metric(y: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.asarray(v, dtype=np.float64).mean(axis=-1)
+def _relevance(block: pd.DataFrame, indices: np.ndarray) -> tuple[float, np.ndarray, int] | None:
+    """Mean over seeds of each seed's mean relevance inside the mask over its explained images
+    (the explanation table's number), its bootstrap distribution over ``indices``, and the
+    number of seeds; ``None`` when the seeds explained different numbers of images."""
+    wide = block.pivot(index="image", columns="seed", values="relevance_inside_mask")
+    values = wide.to_numpy(np.float64).T  # [seeds, images]
+    if values.shape[1] != indices.shape[1] or np.isnan(values).all(axis=1).any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = float(np.mean(np.nanmean(values, axis=1)))
+        dist = np.mean([np.nanmean(v[indices], axis=1) for v in values], axis=0)
+    return point, dist, values.shape[0]
 
 
 def relevance_paired(collection: Collection, selected: pd.DataFrame, roles: dict,
                      cast: dict[tuple[str, str], MethodRoles], per_image: pd.DataFrame,
                      explainer: str = CLAIM_EXPLAINER) -> pd.DataFrame:
-    """The reference method against each other method: mean share of positive relevance inside
-    the mask (``explainer``) on the same explained images; paired bootstrap of the difference of
-    means, combined over seeds like :func:`paired_table`, Holm over the experiment."""
+    """The reference method against each other method: share of positive relevance inside the
+    mask (``explainer``), the difference of seed means with its bootstrap interval and p over the
+    explained images (one resample of the images for every method and seed)."""
     rows = []
     data = per_image[per_image["explainer"] == explainer]
     for key in experiment_keys(selected):
@@ -141,45 +125,24 @@ def relevance_paired(collection: Collection, selected: pd.DataFrame, roles: dict
         if reference not in set(block["method"]):
             continue
         for split in roles[key].order:
+            here = block[block["split"] == split]
+            n = here.groupby(["method", "seed"])["image"].count()
+            if here.empty or n.nunique() != 1:
+                continue
+            rng = np.random.default_rng(boot_seed(*key, split, explainer))
+            indices = rng.integers(0, int(n.iloc[0]), (N_RESAMPLES, int(n.iloc[0])))
+            ref = _relevance(here[here["method"] == reference], indices)
             ref_runs = split_runs(collection, rows_of(selected, key, reference), split)
-            ref = block[(block["method"] == reference) & (block["split"] == split)]
-            for other in sorted(set(block["method"]) - {reference}):
-                oth = block[(block["method"] == other) & (block["split"] == split)]
-                common = sorted(set(ref["seed"]) & set(oth["seed"]))
-                if not common:
+            for other in sorted(set(here["method"]) - {reference}):
+                oth = _relevance(here[here["method"] == other], indices)
+                if ref is None or oth is None:
                     continue
                 oth_runs = split_runs(collection, rows_of(selected, key, other), split)
                 same = ref_runs.shared and oth_runs.shared and bool(ref_runs.labels) and bool(oth_runs.labels) \
                     and np.array_equal(ref_runs.labels[0], oth_runs.labels[0])
-                seed = boot_seed(*key, split, other, explainer)
-                va = ref.pivot(index="image", columns="seed", values="relevance_inside_mask")
-                vb = oth.pivot(index="image", columns="seed", values="relevance_inside_mask")
-                if same and len(va) == len(vb):
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        a = np.nanmean(va[common].to_numpy(), axis=1)
-                        b = np.nanmean(vb[common].to_numpy(), axis=1)
-                    result = _relevance_test(a, b, seed)
-                    mode = f"seed ensemble ({len(common)} seeds)"
-                else:
-                    parts = [_relevance_test(va[s].to_numpy(), vb[s].to_numpy(), seed) for s in common
-                             if len(va[s]) == len(vb[s])]
-                    if not parts:
-                        continue
-                    result = _combine(parts)
-                    mode = f"per seed, median p ({len(parts)} seeds)"
                 rows.append({"experiment": key[0], "profile": key[1], "split": split, "explainer": explainer,
-                             "reference": reference, "other": other, "pairing": mode, **result})
-    return _holm(pd.DataFrame(rows), ("bootstrap_p",))
-
-
-def _relevance_test(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, float]:
-    ok = ~np.isnan(a) & ~np.isnan(b)
-    if ok.sum() < 2:
-        return {"inside_ref": NAN, "inside_other": NAN, "diff": NAN, "low": NAN, "high": NAN, "bootstrap_p": NAN,
-                "images": float(ok.sum())}
-    zeros = np.zeros(int(ok.sum()), dtype=np.int64)
-    test = paired_bootstrap(_mean_metric, zeros, a[ok], b[ok], strata=zeros, n_resamples=N_RESAMPLES, level=LEVEL,
-                            seed=seed, vectorized=True, name="mean relevance inside the mask")
-    return {"inside_ref": test.estimate_a, "inside_other": test.estimate_b, "diff": test.estimate, "low": test.low,
-            "high": test.high, "bootstrap_p": test.p_value, "images": float(ok.sum())}
+                             "reference": reference, "other": other, "seeds_ref": ref[2], "seeds_other": oth[2],
+                             "images": int(n.iloc[0]), "pairing": "paired" if same else "independent images",
+                             "inside_ref": ref[0], "inside_other": oth[0],
+                             **difference(ref[0], oth[0], ref[1], oth[1])})
+    return holm(pd.DataFrame(rows), ["p"])

@@ -74,6 +74,13 @@ def split_runs(collection: Collection, rows: pd.DataFrame, split: str) -> SplitR
     return SplitRuns(tuple(seeds), tuple(labels), tuple(logits))
 
 
+def resample_id(runs: SplitRuns, seed: int) -> str:
+    """Names the bootstrap resamples :class:`IndexCache` gives ``runs``: two methods with the same
+    id were scored on the same resamples of the same images (their comparison is paired)."""
+    images = zlib.crc32(b"".join(y.tobytes() for y in runs.labels))
+    return f"{seed}-{runs.shared}-{len(runs.labels)}-{images:08x}"
+
+
 class IndexCache:
     """Bootstrap resamples of one split, drawn once and shared by every method (so that all
     methods are scored on the same resamples, and the indices are not drawn again)."""
@@ -173,6 +180,7 @@ def metric_table(collection: Collection, selected: pd.DataFrame, roles: dict) ->
                         "images_shared_by_seeds": s.shared,
                         "hparam_index": int(block["hparam_index"].iloc[0]),
                         "majority_share": float(np.bincount(runs.labels[0]).max() / max(len(runs.labels[0]), 1)),
+                        "resamples": resample_id(runs, boot_seed(*key, split)),
                     })
     frame = pd.DataFrame(rows)
     if not frame.empty:

@@ -13,6 +13,7 @@ from benchmarks.report import claims as cl
 from benchmarks.report import convergence, ledger, numerics, tables
 from benchmarks.report import figures as fg
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.curves import learning_curves
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
 from benchmarks.report.explanations import EXPLANATION_METRICS, black_background_share
@@ -135,12 +136,8 @@ def how_to_read(inputs: Inputs) -> list[str]:
         "own variants (compared with ISNet, but not baselines it must beat); the method with role "
         "`plain_baseline` is the standard classifier; every other method is a comparison method. Split roles "
         "(in-distribution, shifted) come from the records too.",
-        "- **Paired comparisons** (ISNet against every other method on the same test "
-        "images): McNemar's exact test for accuracy, DeLong's test for the macro one-vs-rest AUC, a paired "
-        "stratified bootstrap for macro-F1. Seeds are combined by averaging each method's softmax probabilities "
-        "over the seeds both methods finished (the seed ensemble) and testing once, when the seeds tested the "
-        "same images; otherwise by testing each seed and reporting the median p-value. Holm-Bonferroni adjusts "
-        f"each test's p-values over every comparison of one experiment; significance at α = {ALPHA}.",
+        f"- **Comparisons** (ISNet against every other method, in the comparison tables and the claims): {ESTIMATOR}. "
+        f"Significance at α = {ALPHA}. A claim reads exactly the numbers of the tables it sits above.",
         "- **Explanations.** 'own' is each method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are "
         "applied to every method. Relevance inside the mask: share of the positive relevance on the foreground; "
         "background share = 1 − that; pointing game: is the relevance peak on the foreground.",
@@ -149,16 +146,22 @@ def how_to_read(inputs: Inputs) -> list[str]:
 
 
 def convergence_section(inputs: Inputs) -> list[str]:
-    failing = convergence.not_converged(inputs.analysis.convergence)
+    runs = inputs.analysis.convergence
+    failing = convergence.not_converged(runs)
+    verdicts = [convergence.verdict(v) for _, v in runs.groupby(["experiment", "profile", "method"])["still_improving"]]
+    unjudged = verdicts.count(convergence.UNDETERMINED)
+    said = []
     if failing:
-        verdict = ("**Did not converge** by this rule: " + "; ".join(f"`{m}` on {e} ({p})" for e, p, m in failing)
-                   + ". Their numbers are those of a schedule that was still improving when it ended.")
-    else:
-        verdict = "Every method converged on every experiment by this rule (or could not be judged, as the table says)."
+        said.append("**Did not converge** by this rule: " + "; ".join(f"`{m}` on {e} ({p})" for e, p, m in failing)
+                    + ". Their numbers are those of a schedule that was still improving when it ended.")
+    if unjudged:
+        said.append(f"{unjudged} of {len(verdicts)} method × experiment pairs cannot be judged (too few epochs).")
+    if not said:
+        said.append("Every method converged on every experiment by this rule.")
     return ["## Convergence of the training schedules", "",
             f"Rule: {convergence.RULE}. The validation loss is each method's own training objective on the "
             "in-distribution validation split, so losses are compared within a run, never between methods. "
-            "The learning curves are in each experiment's section.", "", verdict, "",
+            "The learning curves are in each experiment's section.", "", " ".join(said), "",
             inputs.files.table(ledger.convergence_table(inputs.analysis))]
 
 
@@ -210,7 +213,7 @@ def metric_tables(inputs: Inputs, key: tuple[str, str]) -> list[str]:
 
 
 def paired(inputs: Inputs, key: tuple[str, str]) -> list[str]:
-    out = ["#### Paired comparisons with ISNet", ""]
+    out = ["#### Comparisons with ISNet", ""]
     table = tables.paired_table(inputs.analysis, key, inputs.note)
     if table is not None:
         return out + [inputs.files.table(table)]

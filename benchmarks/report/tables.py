@@ -8,6 +8,7 @@ import pandas as pd
 
 from benchmarks.evaluation import catalogue
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import LEVEL, N_RESAMPLES, interval_text
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.table import Cell, Table, finite, interval_cell, num, pvalue, signed, slug, t_cell, t_text
@@ -78,37 +79,41 @@ def _comparisons(p: pd.DataFrame, analysis: Analysis, key: tuple[str, str]) -> p
     return block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable").drop(columns="_o")
 
 
+def _difference_cells(r: pd.Series, metric: catalogue.Metric) -> list[Cell]:
+    scale, digits, _ = _scale(metric)
+    k = metric.key
+    return [Cell.text(f"{signed(r[f'{k}_diff'], scale, digits)} [{signed(r[f'{k}_low'], scale, digits)}, "
+                      f"{signed(r[f'{k}_high'], scale, digits)}]"), Cell.text(pvalue(r[f"{k}_p_holm"]))]
+
+
 def paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | None:
     block = _comparisons(analysis.paired, analysis, key)
     if block is None:
         return None
+    metrics = catalogue.resampled()
+    primary = catalogue.metric(catalogue.PRIMARY)
+    scale, digits, unit = _scale(primary)
     rows = []
-    for r in block.itertuples(index=False):
-        rows.append([
-            Cell.text(r.split), Cell.code(r.other), Cell.text(r.pairing), Cell.text(r.n),
-            Cell.text(f"{num(r.acc_ref)} vs {num(r.acc_other)}"), Cell.text(signed(r.acc_diff)),
-            Cell.text(pvalue(r.mcnemar_p_holm)),
-            Cell.text(f"{num(r.auc_ref, 1, 3)} vs {num(r.auc_other, 1, 3)}"), Cell.text(pvalue(r.delong_p_holm)),
-            Cell.text(f"{signed(r.f1_diff)} [{signed(r.f1_low)}, {signed(r.f1_high)}]"),
-            Cell.text(pvalue(r.bootstrap_p_holm)),
-        ])
+    for _, r in block.iterrows():
+        means = [num(r[f"{primary.key}_{side}"], scale, digits) for side in ("ref", "other")]
+        cells = [Cell.text(r["split"]), Cell.code(r["other"]), Cell.text(f"{r['seeds_ref']} / {r['seeds_other']}"),
+                 Cell.text(r["pairing"]), Cell.text(" vs ".join(means))]
+        for metric in metrics:
+            cells += _difference_cells(r, metric)
+        rows.append(cells)
     caption = (
-        f"The reference method `{block['reference'].iloc[0]}` (ISNet) against each other method on the same test "
-        f"images of `{key[0]}` ({key[1]} "
-        "profile); differences are ISNet minus the other method. Seeds: those both methods finished; when they all "
-        "tested the same images, each method's seeds are combined by averaging their softmax probabilities (the "
-        "seed ensemble) and one test is run on the ensembles; otherwise each seed is tested on its own and the "
-        "median p-value over seeds is shown (column 'pairing'). Accuracy: McNemar's exact binomial test; macro "
-        f"AUC: DeLong's test (macro one-vs-rest through its structural components); macro-F1: paired stratified "
-        f"bootstrap, {N_RESAMPLES} resamples, {LEVEL:.0%} percentile interval of the difference. All p-values "
-        "are Holm-Bonferroni adjusted, per test, over every comparison of this experiment (all splits × all "
-        "other methods); the CSV also holds the raw p-values. " + note
+        f"The reference method `{block['reference'].iloc[0]}` (ISNet) against each other method on `{key[0]}` "
+        f"({key[1]} profile), for every metric of the tables above; Δ is ISNet minus the other method: {ESTIMATOR}. "
+        "Pairing: 'paired' where both methods were scored on the same resamples of the same images, 'independent "
+        "resamples' where their test images or seeds differ. Differences in percentage points (pp) for the "
+        "percentages. The CSV also holds the raw p-values. " + note
     )
-    return Table(slug("paired", *key), f"Paired comparisons with ISNet, {key[0]} ({key[1]})", caption,
-                 ["split", "other method", "pairing", "images", "acc. ISNet vs other (%)", "Δ acc. (pp)",
-                  "McNemar p (Holm)", "AUC ISNet vs other", "DeLong p (Holm)", "Δ macro-F1 (pp) [CI]",
-                  "bootstrap p (Holm)"],
-                 rows, block.reset_index(drop=True), "lllrrrrrrrr")
+    header = ["split", "other method", "seeds (ISNet / other)", "pairing",
+              f"{primary.phrase} ISNet vs other{unit}"]
+    for metric in metrics:
+        header += [f"Δ {metric.phrase}{' (pp)' if metric.percent else ''} [CI]", "p (Holm)"]
+    return Table(slug("paired", *key), f"Comparisons with ISNet, {key[0]} ({key[1]})", caption, header, rows,
+                 block.reset_index(drop=True), "lllll" + "rr" * len(metrics))
 
 
 # ---------------------------------------------------------------------- bias gap tables
@@ -187,19 +192,21 @@ def relevance_paired_table(analysis: Analysis, key: tuple[str, str], note: str) 
     block = _comparisons(analysis.relevance_paired, analysis, key)
     if block is None:
         return None
-    rows = [[Cell.text(r.split), Cell.code(r.other), Cell.text(r.pairing), Cell.text(int(r.images)),
-             Cell.text(f"{num(r.inside_ref)} vs {num(r.inside_other)}"),
-             Cell.text(f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]"), Cell.text(pvalue(r.bootstrap_p_holm))]
+    rows = [[Cell.text(r.split), Cell.code(r.other), Cell.text(f"{r.seeds_ref} / {r.seeds_other}"),
+             Cell.text(r.pairing), Cell.text(int(r.images)), Cell.text(f"{num(r.inside_ref)} vs {num(r.inside_other)}"),
+             Cell.text(f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]"), Cell.text(pvalue(r.p_holm))]
             for r in block.itertuples(index=False)]
     caption = (
         f"Share of positive {block['explainer'].iloc[0].upper()} relevance inside the foreground mask (%), ISNet "
-        f"against each other method on the same explained images of `{key[0]}` ({key[1]} profile); higher means "
-        "less background relevance. Seeds combined as in the paired comparisons (per-image scores averaged over "
-        f"seeds when the seeds explained the same images). Paired bootstrap of the difference of means, "
-        f"{N_RESAMPLES} resamples, {LEVEL:.0%} percentile interval; p-values Holm-Bonferroni adjusted over this "
-        "experiment's comparisons. " + note
+        f"against each other method on `{key[0]}` ({key[1]} profile): the numbers of the explanation table above "
+        "(mean over seeds of each run's mean over its explained images); higher means less background relevance. "
+        f"Δ is ISNet minus the other method, the difference of the seed means; its {LEVEL:.0%} interval and p-value "
+        f"come from {N_RESAMPLES} bootstrap resamples of the explained images (the same resample for every method "
+        "and seed; 'paired' where the methods explained the same images); p two-sided, by inverting the percentile "
+        "interval, Holm-Bonferroni adjusted over this experiment's comparisons. " + note
     )
     return Table(slug("background_relevance_paired", *key),
                  f"Background relevance, ISNet against each method, {key[0]} ({key[1]})", caption,
-                 ["split", "other method", "pairing", "images", "inside mask ISNet vs other (%)",
-                  "Δ (pp) [CI]", "bootstrap p (Holm)"], rows, block.reset_index(drop=True), "lllrrrr")
+                 ["split", "other method", "seeds (ISNet / other)", "pairing", "images",
+                  "inside mask ISNet vs other (%)", "Δ (pp) [CI]", "p (Holm)"], rows, block.reset_index(drop=True),
+                 "llllrrrr")

@@ -42,7 +42,7 @@ def test_split_roles_are_what_the_records_state():
         split_roles([statement, odd], ["a"], "mixed")
 
 
-def test_seeds_with_different_test_images_are_tested_per_seed(tmp_path):
+def test_seeds_with_different_test_images_are_resampled_per_seed_and_still_paired(tmp_path):
     root = tmp_path / "records"
     for seed in (0, 1):  # a seed-dependent split: each seed tests other images (here, another number)
         n = 60 + 2 * seed
@@ -50,7 +50,7 @@ def test_seeds_with_different_test_images_are_tested_per_seed(tmp_path):
         write_run(root, "standard", seed, {"in_distribution": 0.9, "external": 0.6}, experiment="fake_real", n=n)
     files, _ = generate(root, figures=False)
     paired = pd.read_csv(io.BytesIO(files["tables/paired_fake_real_smoke.csv"]))
-    assert (paired["pairing"] == "per seed, median p (2 seeds)").all()
+    assert (paired["pairing"] == "paired").all()  # both methods: the same resamples of each seed's test set
     accuracy = pd.read_csv(io.BytesIO(files["tables/accuracy_fake_real_smoke.csv"]))
     assert not accuracy["images_shared_by_seeds"].any()
     text = files["README.md"].decode()
