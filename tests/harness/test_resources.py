@@ -13,7 +13,7 @@ import pytest
 from benchmarks import resources, runner
 from benchmarks.allocator import keep_freed_buffers
 from benchmarks.cli import main
-from benchmarks.report.tables import invocations_table
+from benchmarks.report.ledger import invocations_table
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
 
