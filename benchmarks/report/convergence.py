@@ -13,10 +13,11 @@ be judged.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.report.tidy import Collection
+from benchmarks.report.tidy import OLDER_RECORD, Collection
 
 #: how much lower (relative) the last quarter's best validation loss must be to count as improving
 TOLERANCE = 0.01
@@ -53,10 +54,9 @@ def judge(epochs: list[dict]) -> dict:
     return {"best_before": before, "best_last_quarter": last, "change": change, "still_improving": improving}
 
 
-def _selection(record_summary: dict, path: str) -> dict:
+def _selection(record_summary: dict, path: Path) -> dict:
     if "selection" not in record_summary:
-        raise ValueError(f"{path}/summary.json lacks selection: the record was written by an older version of the "
-                         "harness; re-run it (`python -m benchmarks run` with the same options)")
+        raise ValueError(f"{path}/summary.json lacks selection: {OLDER_RECORD}")
     return record_summary["selection"]
 
 
@@ -84,7 +84,7 @@ def runs_table(collection: Collection, selected: pd.DataFrame) -> pd.DataFrame:
     for exp, profile, method, seed, path in zip(*(_ok_runs(selected)[c] for c in
                                                   ("experiment", "profile", "method", "seed", "path")), strict=True):
         record = collection.record(path)
-        selection = _selection(record.summary, path)
+        selection = _selection(record.summary, record.path)
         rows.append({"experiment": exp, "profile": profile, "method": method, "seed": int(seed),
                      "epochs": len(record.epochs), "last_quarter": last_quarter(len(record.epochs)),
                      "selected_epoch": selection["selected_epoch"], "fallback": selection.get("fallback", ""),

@@ -10,6 +10,7 @@ scale (each heatmap divided by its largest magnitude).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,7 +19,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 
 from benchmarks.report.figures import render, style, trained_size
-from benchmarks.report.tidy import Collection
+from benchmarks.report.tidy import OLDER_RECORD, Collection
 
 HEATMAP_CMAP = "RdBu_r"
 RIGHT, WRONG = "#1a7f37", "#c62828"
@@ -55,11 +56,10 @@ class GalleryData:
         return "seeds " + ", ".join(f"{r.method}: {r.seed}" for r in self.rows if r.seed is not None)
 
 
-def class_names(record_explanations: dict, path: str) -> tuple[str, ...]:
+def class_names(record_explanations: dict, path: Path) -> tuple[str, ...]:
     """The class names a run's ``explanations.json`` records."""
     if "class_names" not in record_explanations:
-        raise ValueError(f"{path}/explanations.json lacks class_names: the record was written by an older version "
-                         "of the harness; re-run it (`python -m benchmarks run` with the same options)")
+        raise ValueError(f"{path}/explanations.json lacks class_names: {OLDER_RECORD}")
     return tuple(record_explanations["class_names"])
 
 
@@ -92,7 +92,8 @@ def gallery_data(collection: Collection, selected: pd.DataFrame, key: tuple[str,
         predicted = np.argmax(pred["logits"][: len(labels)], 1)
         rows.append(Row(method, seed, np.asarray(gallery["heatmaps"], dtype=np.float32), predicted))
         if first is None:
-            first = (gallery, class_names(collection.record(path).explanations, path))
+            record = collection.record(path)
+            first = (gallery, class_names(record.explanations, record.path))
     gallery, names = first
     same = all(r.heatmaps is None or np.array_equal(
         collection.arrays(available[r.method][r.seed], "explanations.npz")[f"{split}/gallery/images"],

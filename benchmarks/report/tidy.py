@@ -27,6 +27,9 @@ from benchmarks.evaluation import catalogue
 from benchmarks.report.splits import FIELDS as SPLIT_FIELDS
 from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord
 
+OLDER_RECORD = ("the record was written by an older version of the harness, and the report reads this from the "
+                "records only; move the run's folder aside and run `python -m benchmarks run` again with the same "
+                "options to redo it")
 #: what the report reads from every record's config.json besides the run's identity
 REQUIRED_CONFIG = ("role", "experiment_profile", "selection_rule", *SPLIT_FIELDS)
 
@@ -184,7 +187,7 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
     for rec in collection.records:
         path = collection.relative(rec)
         config = rec.config
-        _require(config, path)
+        _require(config, collection.root / path)
         base = {
             "experiment": config.get("experiment"),
             "profile": config.get("profile"),
@@ -231,12 +234,10 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _require(config: dict[str, Any], path: str) -> None:
+def _require(config: dict[str, Any], path: Path) -> None:
     missing = [k for k in REQUIRED_CONFIG if k not in config]
     if missing:
-        raise ValueError(f"{path}/config.json lacks {', '.join(missing)}: the record was written by an older "
-                         "version of the harness, and the report reads these from the records only; re-run it "
-                         "(`python -m benchmarks run` with the same options)")
+        raise ValueError(f"{path}/config.json lacks {', '.join(missing)}: {OLDER_RECORD}")
 
 
 def _marker_reason(rec: RunRecord) -> str | None:
