@@ -2,9 +2,9 @@
 and, per method, its own heatmap of the true class with the class it predicted.
 
 A method whose own explainer failed, or whose heatmap of an image is zero everywhere, shows
-"no heatmap" instead of a blank tile, and a heatmap that is the same everywhere is marked
-"uniform map" (a solid tile says nothing about where the method looks); a colour bar gives the
-scale (each heatmap divided by its largest magnitude).
+"no heatmap" instead of a blank tile, and a heatmap whose values span less than 5 % of its
+largest magnitude is marked "uniform map" (a solid tile says nothing about where the method
+looks); a colour bar gives the scale (each heatmap divided by its largest magnitude).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from benchmarks.report.tidy import OLDER_RECORD, Collection
 HEATMAP_CMAP = "RdBu_r"
 RIGHT, WRONG = "#1a7f37", "#c62828"
 #: a heatmap whose values span less than this share of its largest magnitude is marked "uniform"
-UNIFORM = 0.01
+#: (e.g. an attention map of an untrained network: a solid tile that says nothing about where it looks)
+UNIFORM = 0.05
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,14 @@ def normalised(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(empty[:, None, None], np.nan, heat / np.where(scale > 0, scale, 1.0)), empty
 
 
+def uniform(heat: np.ndarray) -> np.ndarray:
+    """Which normalised heatmaps ``[n, H, W]`` span less than :data:`UNIFORM` (empty ones: no)."""
+    finite = np.isfinite(heat)
+    high = np.where(finite, heat, -np.inf).max(axis=(1, 2))
+    low = np.where(finite, heat, np.inf).min(axis=(1, 2))
+    return finite.any(axis=(1, 2)) & (high - low < UNIFORM)
+
+
 def _strip(tiles: np.ndarray, fill: float) -> np.ndarray:
     """``[n, C, H, W]`` tiles side by side, ``[C, H, n * (W + 1) - 1]``, separated by ``fill``."""
     n, c, h, w = tiles.shape
@@ -195,9 +204,8 @@ def _heatmap_row(ax: plt.Axes, row: Row, data: GalleryData) -> None:
     ax.imshow(_strip(heat[:, None], np.nan)[0], cmap=HEATMAP_CMAP, vmin=-1, vmax=1, interpolation="nearest")
     ax.contour(_strip(data.masks[:, None].astype(np.float32), 0.0)[0], levels=[0.5], colors=["black"],
                linewidths=0.4)
-    with np.errstate(invalid="ignore"):
-        uniform = ~empty & (np.nanmax(heat, axis=(1, 2)) - np.nanmin(heat, axis=(1, 2)) < UNIFORM)
-    for j in np.flatnonzero(empty | uniform):
+    flat = uniform(heat)
+    for j in np.flatnonzero(empty | flat):
         ax.text((width + 1) * j + (width - 1) / 2, data.images.shape[-2] / 2,
                 "no\nheatmap" if empty[j] else "uniform\nmap", ha="center", va="center", fontsize=6)
     positions = _tick_positions(n, width)

@@ -279,7 +279,8 @@ def galleries(inputs: Inputs, key: tuple[str, str]) -> list[str]:
                    f"foreground outlined) and each method's own heatmap of the true class (red: positive relevance, "
                    f"blue: negative; each heatmap divided by its largest magnitude, see the colour bar), with the "
                    f"class the method predicted below each heatmap (green: right, red: wrong); 'no heatmap' where "
-                   f"the method's own explainer gave none or a heatmap is zero everywhere; {text}.*\n")
+                   f"the method's own explainer gave none or a heatmap is zero everywhere, 'uniform map' where its "
+                   f"values span less than 5 % of its largest magnitude; {text}.*\n")
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.report import figures
 from benchmarks.report.build import analysed, generate
-from benchmarks.report.gallery import gallery, gallery_data, normalised
+from benchmarks.report.gallery import gallery, gallery_data, normalised, uniform
 
 from .conftest import write_run
 
@@ -65,7 +65,9 @@ def test_the_gallery_names_classes_and_shows_predictions_and_missing_heatmaps(re
     assert png.startswith(b"\x89PNG") and "seed 0 of every method" in text
 
 
-def test_a_heatmap_that_is_zero_everywhere_is_no_heatmap():
+def test_a_heatmap_that_is_zero_everywhere_is_no_heatmap_and_a_flat_one_is_uniform():
+    assert uniform(normalised(np.stack([np.full((4, 4), 1.0), np.linspace(0.97, 1.0, 16).reshape(4, 4),
+                                        np.linspace(0.5, 1.0, 16).reshape(4, 4)]))[0]).tolist() == [True, True, False]
     heat, empty = normalised(np.stack([np.zeros((4, 4)), np.full((4, 4), -2.0), np.full((4, 4), np.nan)]))
     assert empty.tolist() == [True, False, True]
     assert np.isnan(heat[0]).all() and (heat[1] == -1).all()
