@@ -176,8 +176,8 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
     claim = Claim(
         2 if plain else 3,
         f"ISNet beats {who} on the deceiving / external tests.",
-        "ISNet's seed-mean accuracy minus the other method's (the difference of their cells in the accuracy table) "
-        "on the deceiving and external test splits (every shifted split of an experiment that has neither); "
+        "ISNet's accuracy minus the other method's on the deceiving and external test splits (every shifted split "
+        "of an experiment that has neither); "
         f"estimator: {ESTIMATOR}. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does not "
         f"hold when the other method is level or ahead in any, inconclusive otherwise. {CHANCE_RULE} ISNet is the "
         "method whose records state role `reference`; "
