@@ -71,11 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_arguments(commands.add_parser("run", help="train and evaluate a grid of runs (resumable)"))
 
     report = commands.add_parser("report", help="turn run records into tables and figures")
-    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder holding runs/ (default: runs/)")
-    report.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes")
-    report.add_argument("--no-figures", action="store_true")
+    report.add_argument("--runs", "--out", dest="runs", type=Path, default=DEFAULT_OUT, metavar="RUNS",
+                        help="the records to report: the folder `run --out` wrote, holding runs/ (default: runs; "
+                             "--out is the old name of this flag)")
+    report.add_argument("--reports", type=Path, metavar="FOLDER",
+                        help="where the report goes: a new or empty folder, or one an earlier report wrote "
+                             "(default: RUNS/report; for this checkout's committed reference records results/, "
+                             "the committed reports/)")
+    report.add_argument("--no-figures", action="store_true", help="tables and README only (default: figures too)")
     report.add_argument("--check", action="store_true",
-                        help="regenerate into a temporary folder; exit 1 listing files that differ from --reports")
+                        help="write nothing; exit 1 listing the files of --reports that differ from what the records "
+                             "produce (default: write the report)")
 
     commands.add_parser("list", help="list registered methods and experiments")
 
@@ -99,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             from benchmarks.report import build_report
 
-            return build_report(args.out, args.reports, figures=not args.no_figures, check=args.check)
+            return build_report(args.runs, args.reports, figures=not args.no_figures, check=args.check)
         if args.command == "masks":
             from benchmarks import masks_cli
 

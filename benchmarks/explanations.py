@@ -101,7 +101,8 @@ def explanation_record(
     """
     method.eval()
     n = EXPLAINED_IMAGES.get(scale, 128)
-    record: dict[str, Any] = {"explained_images": n, "target": "true class", "splits": {}}
+    record: dict[str, Any] = {"explained_images": n, "target": "true class",
+                              "class_names": list(bundle.class_names), "splits": {}}
     arrays: dict[str, np.ndarray] = {}
     for split_name in splits:
         images, labels, masks = _first_images(bundle.tests[split_name], n)

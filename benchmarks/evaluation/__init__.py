@@ -1,6 +1,7 @@
 """Evaluation of one test split: classification, explanation (heatmap) and bias metrics.
 
-Pure functions on arrays (numpy or torch); no model, no I/O. See DESIGN.md, "Contracts".
+Pure functions on arrays (numpy or torch); no model, no I/O. The classification metrics the
+report shows are listed once, in :mod:`~benchmarks.evaluation.catalogue`.
 """
 
 from benchmarks.evaluation.bias import (
@@ -8,14 +9,23 @@ from benchmarks.evaluation.bias import (
     in_distribution_external_gap,
     split_gap,
 )
+from benchmarks.evaluation.catalogue import (
+    PRIMARY,
+    Metric,
+    Scores,
+    classification_metrics,
+    metric,
+    metrics,
+    resampled,
+)
 from benchmarks.evaluation.classification import (
     AUCResult,
     batched_confusion_matrix,
     batched_metric,
-    classification_metrics,
     confusion_matrix,
     macro_ovr_auc,
     predicted_labels,
+    resampled_macro_auc,
     scores_from_confusion,
     to_probabilities,
 )
@@ -27,7 +37,10 @@ from benchmarks.evaluation.explanation import (
 )
 
 __all__ = [
+    "PRIMARY",
     "AUCResult",
+    "Metric",
+    "Scores",
     "background_relevance_share",
     "batched_confusion_matrix",
     "batched_metric",
@@ -37,9 +50,13 @@ __all__ = [
     "explanation_metrics",
     "in_distribution_external_gap",
     "macro_ovr_auc",
+    "metric",
+    "metrics",
     "pointing_game",
     "predicted_labels",
     "relevance_inside_mask",
+    "resampled",
+    "resampled_macro_auc",
     "scores_from_confusion",
     "split_gap",
     "to_probabilities",

@@ -12,14 +12,14 @@ scikit-learn's; this module only fixes the conventions that a benchmark table ne
 * the macro one-vs-rest AUC is NaN, with a stated reason, when any class is absent or is the
   only class present (its OvR AUC is undefined); binary AUC scores the positive class (index 1).
 
-The batched helpers (:func:`batched_confusion_matrix`, :func:`scores_from_confusion`) compute
-the same accuracy / balanced accuracy / macro scores for many label vectors at once, so that the
-bootstrap in :mod:`benchmarks.stats` can score thousands of resamples without a Python loop.
+The batched helpers (:func:`batched_confusion_matrix`, :func:`scores_from_confusion`,
+:func:`resampled_macro_auc`) compute the same scores for many resamples of a split at once, so
+that the bootstrap can score thousands of resamples without a Python loop. Which metrics the
+report shows, and how each is computed from these helpers, is :mod:`~benchmarks.evaluation.catalogue`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,10 +35,11 @@ __all__ = [
     "AUCResult",
     "batched_confusion_matrix",
     "batched_metric",
-    "classification_metrics",
     "confusion_matrix",
+    "integer_labels",
     "macro_ovr_auc",
     "predicted_labels",
+    "resampled_macro_auc",
     "scores_from_confusion",
     "to_numpy",
     "to_probabilities",
@@ -52,7 +53,8 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _labels(labels: Any) -> np.ndarray:
+def integer_labels(labels: Any) -> np.ndarray:
+    """Labels ``[N]`` as an integer array (torch tensors and whole-valued floats accepted)."""
     y = to_numpy(labels)
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D [N], got shape {y.shape}")
@@ -113,13 +115,13 @@ def confusion_matrix(
     ``max(label, prediction) + 1``. ``normalize`` is scikit-learn's (rows, columns or total);
     a row of an absent class normalised by ``"true"`` is all zeros.
     """
-    y = _labels(labels)
+    y = integer_labels(labels)
     p = to_numpy(scores_or_preds)
     if p.ndim == 2:
         num_classes = p.shape[1] if num_classes is None else num_classes
         p = predicted_labels(p)
     else:
-        p = _labels(p)
+        p = integer_labels(p)
     if num_classes is None:
         num_classes = int(max(y.max(initial=-1), p.max(initial=-1))) + 1
     return skm.confusion_matrix(y, p, labels=np.arange(num_classes), normalize=normalize)
@@ -146,7 +148,7 @@ def macro_ovr_auc(labels: Any, probs: Any, class_names: Sequence[str] | None = N
     ``probs`` are ``[N, K]`` scores (logits are converted to probabilities by softmax first, so
     the result matches ``sklearn.metrics.roc_auc_score(multi_class="ovr", average="macro")``).
     """
-    y = _labels(labels)
+    y = integer_labels(labels)
     p = to_probabilities(probs)
     k = p.shape[1]
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
@@ -179,62 +181,6 @@ def macro_ovr_auc(labels: Any, probs: Any, class_names: Sequence[str] | None = N
     return AUCResult(float(np.mean(per_class)), tuple(per_class))
 
 
-# ------------------------------------------------------------------------ flat metric dict
-def _key(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]+", "_", str(name)).strip("_").lower() or "class"
-
-
-def classification_metrics(
-    labels: Any,
-    probs: Any,
-    class_names: Sequence[str],
-    *,
-    kind: ScoreKind = "auto",
-) -> dict[str, float]:
-    """All scalar metrics of one split as a flat ``{name: float}`` dict.
-
-    Keys: ``n``, ``accuracy``, ``balanced_accuracy``, ``precision_macro``, ``recall_macro``,
-    ``f1_macro``, ``auc_macro_ovr``, and per class ``f1_<name>`` and ``auc_<name>`` (class names
-    lower-cased, non-alphanumerics replaced by ``_``). See the module docstring for the NaN
-    conventions; the reason for a NaN AUC is given by :func:`macro_ovr_auc`. Balanced accuracy
-    is the mean recall over the classes *present* in ``labels``. The confusion matrix is
-    separate: :func:`confusion_matrix`.
-    """
-    y = _labels(labels)
-    p = to_probabilities(probs, kind)
-    k = p.shape[1]
-    names = list(class_names)
-    if len(names) != k:
-        raise ValueError(f"{len(names)} class names for {k} score columns")
-    if len(y) != len(p):
-        raise ValueError(f"{len(y)} labels for {len(p)} score rows")
-    keys = [_key(n) for n in names]
-    if len(set(keys)) != k:
-        raise ValueError(f"class names {names} do not give distinct metric keys {keys}")
-    pred = predicted_labels(p)
-    cm = batched_confusion_matrix(y[None], pred[None], k)
-    summary = {name: float(v[0]) for name, v in scores_from_confusion(cm).items()}
-    out: dict[str, float] = {"n": float(len(y))}
-    # scikit-learn computes the reported numbers; the confusion-matrix path is cross-checked
-    # against it in the tests and used by the vectorised bootstrap.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["accuracy"] = float(skm.accuracy_score(y, pred)) if len(y) else NAN
-        out["balanced_accuracy"] = summary["balanced_accuracy"]
-        prec, rec, f1, _ = skm.precision_recall_fscore_support(
-            y, pred, labels=np.arange(k), average=None, zero_division=np.nan
-        )
-    out["precision_macro"] = _nanmean(prec)
-    out["recall_macro"] = _nanmean(rec)
-    out["f1_macro"] = _nanmean(f1)
-    auc = macro_ovr_auc(y, p, names)
-    out["auc_macro_ovr"] = auc.value
-    for key, value in zip(keys, f1, strict=True):
-        out[f"f1_{key}"] = float(value)
-    for key, value in zip(keys, auc.per_class, strict=True):
-        out[f"auc_{key}"] = float(value)
-    return out
-
-
 def _nanmean(x: np.ndarray, axis: int | None = None) -> Any:
     x = np.asarray(x, dtype=np.float64)
     finite = ~np.isnan(x)
@@ -261,7 +207,7 @@ def batched_confusion_matrix(labels: Any, preds: Any, num_classes: int) -> np.nd
 
 def scores_from_confusion(cm: Any) -> dict[str, np.ndarray]:
     """Accuracy, balanced accuracy and macro precision / recall / F1 from confusion matrices
-    ``[..., K, K]``, with the conventions of :func:`classification_metrics` (undefined per-class
+    ``[..., K, K]``, with the conventions above (undefined per-class
     values are NaN and left out of the macro mean). Returns arrays of shape ``[...]``."""
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
@@ -298,3 +244,42 @@ def batched_metric(name: str, num_classes: int) -> Any:
 
     fn.__name__ = f"{name}_batched"
     return fn
+
+
+def resampled_macro_auc(labels: Any, probs: Any, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Macro one-vs-rest ROC AUC (as :func:`macro_ovr_auc`: the positive class for two classes)
+    of every bootstrap resample ``indices [B, N]``, without sorting each resample: a resample is
+    a multiset of the original images, so its AUC is the Mann-Whitney statistic with each image
+    weighted by how often it was drawn. NaN where a class is absent or alone (the AUC is
+    undefined)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    n, k = p.shape
+    counts = np.bincount(y, minlength=k)
+    classes = [1] if k == 2 else list(range(k))
+    out = np.full(len(indices), NAN)
+    if (k == 2 and counts.min() == 0) or any(counts[c] in (0, n) for c in classes):
+        return out
+    ranked = [np.unique(p[:, c], return_inverse=True) for c in classes]
+    for start in range(0, len(indices), chunk):
+        sub = indices[start : start + chunk]
+        b = len(sub)
+        rows = np.arange(b)[:, None]
+        weights = np.bincount((rows * n + sub).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        total = np.zeros(b)
+        for c, (values, inverse) in zip(classes, ranked, strict=True):
+            pos = y == c
+            wp = _weights_per_value(weights, inverse, pos, len(values))
+            wn = _weights_per_value(weights, inverse, ~pos, len(values))
+            below = np.cumsum(wn, axis=1) - wn
+            with np.errstate(invalid="ignore", divide="ignore"):
+                total += (wp * (below + 0.5 * wn)).sum(1) / (wp.sum(1) * wn.sum(1))
+        out[start : start + b] = total / len(classes)
+    return out
+
+
+def _weights_per_value(weights: np.ndarray, inverse: np.ndarray, mask: np.ndarray, u: int) -> np.ndarray:
+    """``[B, U]``: per resample, how many drawn images of ``mask`` have each distinct score."""
+    b = weights.shape[0]
+    flat = (np.arange(b)[:, None] * u + inverse[mask][None, :]).ravel()
+    return np.bincount(flat, weights=weights[:, mask].ravel(), minlength=b * u).reshape(b, u)

@@ -3,80 +3,67 @@
 Pipeline: :mod:`~benchmarks.report.tidy` (records -> one tidy table) ->
 :mod:`~benchmarks.report.selection` (one hyper-parameter draw per method, on validation
 accuracy) -> :mod:`~benchmarks.report.analysis` (intervals, paired tests, gaps, explanation
-scores, costs) -> :mod:`~benchmarks.report.tables`, :mod:`~benchmarks.report.figures`,
-:mod:`~benchmarks.report.claims` -> :mod:`~benchmarks.report.writer`.
+scores, costs) -> :mod:`~benchmarks.report.claims` -> :mod:`~benchmarks.report.readme` (the
+README's sections with their tables and figures) -> :mod:`~benchmarks.report.writer`.
 
-The whole report is generated in memory first; ``check=True`` writes it to a temporary
-folder and compares it with the report on disk instead of replacing it.
+The whole report is generated in memory first; ``check=True`` compares it with the report on
+disk instead of writing it.
 """
 
 from __future__ import annotations
 
 import gzip
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.report import analysis as an
 from benchmarks.report import claims as cl
-from benchmarks.report import tables as tb
 from benchmarks.report import writer
+from benchmarks.report.analysis import Analysis, analyse
+from benchmarks.report.estimates import experiment_keys
+from benchmarks.report.readme import Files, Inputs, readme
+from benchmarks.report.roles import method_roles
 from benchmarks.report.selection import draw_table, select, selection_note
-from benchmarks.report.splits import split_roles
-from benchmarks.report.tidy import COLUMNS, Collection, collect, tidy
-from benchmarks.resources import read_invocations
+from benchmarks.report.splits import SplitRoles, split_roles, stated
+from benchmarks.report.table import to_csv
+from benchmarks.report.tidy import Collection, collect, columns, tidy
 
-COST_TEXT = (
-    "The cpu profile is sized so that `python -m benchmarks run --all` (every method and default experiment, "
-    "3 seeds) finishes within 60 minutes on a 2-core machine with under 4 GB of memory, and the smoke profile "
-    "within 3 minutes; the table below is what the invocations that produced these records measured, on the "
-    "machines it names. Smoke grids write their records elsewhere (CI uses a temporary folder), so a smoke row "
-    "appears here only when its invocation was logged into this folder (`--log-to`)."
-)
+#: the checkout this package runs from (its committed reference: results/ -> reports/)
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
-class _Files:
-    """The report being assembled: relative path -> bytes."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def text(self, rel: str, text: str) -> None:
-        self.files[rel] = text.encode("utf-8")
-
-    def table(self, table: tb.Table) -> str:
-        self.text(f"tables/{table.name}.tex", table.latex())
-        self.text(f"tables/{table.name}.csv", table.csv())
-        return table.markdown() + f"\n[LaTeX](tables/{table.name}.tex) · [CSV](tables/{table.name}.csv)\n"
+def analysed(runs: Path, progress: Callable[[str], None] | None = None
+             ) -> tuple[Collection, pd.DataFrame, pd.DataFrame, pd.DataFrame, Analysis]:
+    """The records under ``runs`` read and analysed: (collection, tidy table, draws, selected
+    rows, analysis)."""
+    collection = collect(runs)
+    frame = tidy(collection)
+    if frame.empty:
+        raise FileNotFoundError(f"no finished runs under {runs}/runs; run `python -m benchmarks run --all` first")
+    draws = draw_table(frame)
+    selected = select(frame, draws)
+    analysis = analyse(collection, selected, _split_roles(collection, selected), method_roles(selected), progress)
+    return collection, frame, draws, selected, analysis
 
 
 def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None
              ) -> tuple[dict[str, bytes], dict[str, int]]:
-    """The report of the records under ``out`` as ``{path relative to reports/: bytes}``."""
+    """The report of the records under ``out`` as ``{path relative to the report folder: bytes}``."""
     say = progress or (lambda _: None)
-    collection = collect(out)
-    frame = tidy(collection)
-    if frame.empty:
-        raise FileNotFoundError(f"no finished runs under {out}/runs; run `python -m benchmarks run --all` first")
-    draws = draw_table(frame)
+    collection, frame, draws, selected, analysis = analysed(out, say)
     note = selection_note(draws)
-    selected = select(frame, draws)
-    roles = {key: split_roles(key[0], selected[(selected["experiment"] == key[0])
-                                               & (selected["profile"] == key[1])]["split"].dropna())
-             for key in an.experiment_keys(selected)}
-    analysis = an.analyse(collection, selected, roles, say)
     claims = cl.decide(analysis)
-    files = _Files()
-    md = _readme(files, collection, frame, draws, note, selected, analysis, claims, figures, say)
-    files.text(writer.README, md)
-    files.text("tables/tidy.csv", tb.to_csv(frame[COLUMNS].assign(selected=frame["path"].isin(set(selected["path"])))))
-    files.text("tables/claims.csv", tb.to_csv(cl.claims_frame(claims)))
+    files = Files(figures)
+    files.text(writer.README, readme(Inputs(files, collection, frame, draws, note, selected, analysis, claims, say)))
+    chosen = frame["path"].isin(set(selected["path"]))
+    files.text("tables/tidy.csv", to_csv(frame[columns()].assign(selected=chosen)))
+    files.text("tables/claims.csv", to_csv(cl.claims_frame(claims)))
     # large (a row per explained image): gzip with a fixed header so rebuilds stay byte-identical
-    per_image = tb.to_csv(analysis.relevance.drop(columns=["background_share"], errors="ignore"))
-    files.files["tables/background_relevance_per_image.csv.gz"] = gzip.compress(per_image.encode(), mtime=0)
+    per_image = to_csv(analysis.relevance.drop(columns=["background_share"], errors="ignore"))
+    files.data("tables/background_relevance_per_image.csv.gz", gzip.compress(per_image.encode(), mtime=0))
+    files.data(writer.MANIFEST, writer.manifest(files.names))
     runs = frame.drop_duplicates("path")
     counts = {"runs": len(runs), "ok": int((runs["status"] == "ok").sum()),
               "failed": int((runs["status"] != "ok").sum()), "errored": len(collection.errored),
@@ -84,172 +71,55 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
     return files.files, counts
 
 
-def _figure(files: _Files, rel: str, png: bytes | None, figures: bool, alt: str) -> str:
-    if png is None:
-        return ""
-    if figures:
-        files.files[rel] = png
-    return f"![{alt}]({rel})\n"
+def _split_roles(collection: Collection, selected: pd.DataFrame) -> dict[tuple[str, str], SplitRoles]:
+    """Each experiment's split roles, as the records of its selected runs state them."""
+    out = {}
+    for key in experiment_keys(selected):
+        block = selected[(selected["experiment"] == key[0]) & (selected["profile"] == key[1])]
+        statements = [stated(collection.record(p).config) for p in block["path"].unique()]
+        out[key] = split_roles(statements, block["split"].dropna(), key[0])
+    return out
 
 
-def _readme(files: _Files, collection: Collection, frame: pd.DataFrame, draws: pd.DataFrame, note: str,
-            selected: pd.DataFrame, analysis: an.Analysis, claims: list[cl.Claim], figures: bool,
-            say: Callable[[str], None]) -> str:
-    from benchmarks.report import figures as fg
-
-    runs = frame.drop_duplicates("path")
-    n_ok = int((runs["status"] == "ok").sum())
-    n_failed = len(runs) - n_ok
-    out = [
-        "# Results",
-        "",
-        "Generated by `python -m benchmarks report` from the run records; do not edit by hand "
-        "(`python -m benchmarks report --check` fails when this folder differs from what the records produce). "
-        f"{len(runs)} finished run records ({n_ok} ok, {n_failed} failed), {len(collection.errored)} runs that "
-        f"stopped on an error, {len(collection.damaged)} damaged records left out.",
-        "",
-        "## How to read the numbers",
-        "",
-        f"- **{note}** The selected draw of every method is listed under [Model selection](#model-selection).",
-        "- **Seeds.** Every number is the mean over the seeds of the selected draw; `±` is the half-width of the "
-        f"{an.LEVEL:.0%} Student-t interval of that mean over seeds (undefined, `n/a`, for one seed).",
-        f"- **Test images.** Brackets are the {an.interval_text()} of the seed mean, seeded per (experiment, "
-        "profile, split) by a CRC-32 of their names and shared by all methods (every method is scored on the same "
-        "resamples). When all seeds tested the same images, one resample of the images is "
-        "applied to every seed (so the interval reflects which images were tested, not which seed was trained); "
-        "where the test images depend on the seed (marked †), each seed's test set is resampled independently.",
-        f"- **Paired comparisons** (ISNet, method `{an.REFERENCE}`, against every other method on the same test "
-        "images): McNemar's exact test for accuracy, DeLong's test for the macro one-vs-rest AUC, a paired "
-        "stratified bootstrap for macro-F1. Seeds are combined by averaging each method's softmax probabilities "
-        "over the seeds both methods finished (the seed ensemble) and testing once, when the seeds tested the "
-        "same images; otherwise by testing each seed and reporting the median p-value. Holm-Bonferroni adjusts "
-        f"each test's p-values over every comparison of one experiment; significance at α = {an.ALPHA}.",
-        "- **Explanations.** 'own' is each method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are "
-        "applied to every method. Relevance inside the mask: share of the positive relevance on the foreground; "
-        "background share = 1 − that; pointing game: is the relevance peak on the foreground.",
-        "",
-        "## Claims of the ISNet paper",
-        "",
-        "Each verdict is computed from the tables below by the rule stated with it (holds / does not hold / "
-        "inconclusive / not measured); see [tables/claims.csv](tables/claims.csv).",
-        "",
-        cl.markdown(claims),
-        "## Results per experiment",
-        "",
-    ]
-    for key in an.experiment_keys(selected):
-        say(f"tables and figures of {key[0]} ({key[1]})")
-        roles = analysis.roles[key]
-        slug = tb.slug(*key)
-        shift = ", ".join(f"`{s}`" for s in roles.shift_splits) or "none"
-        out += [f"### {key[0]} ({key[1]} profile)", "",
-                f"Test splits, in order: {', '.join(f'`{s}`' for s in roles.order)}; in-distribution: "
-                f"`{roles.id_split}`; shifted: {shift} (from the experiment's {roles.source}).", ""]
-        out += ["#### Accuracy", "", files.table(tb.metric_table(analysis, key, "accuracy", note))]
-        out.append(_figure(files, f"figures/accuracy_{slug}.png", fg.split_bars(analysis, key, draw=figures),
-                           figures, f"accuracy per split, {key[0]}"))
-        out.append(f"*Figure: accuracy per test split and method; error bars: {an.interval_text()} of the "
-                   "seed-mean accuracy.*\n")
-        for metric in ("balanced_accuracy", "f1_macro", "auc_macro_ovr"):
-            out += [f"#### {tb.METRIC_NAMES[metric]}", "", files.table(tb.metric_table(analysis, key, metric, note))]
-        out += ["#### Paired comparisons with ISNet", ""]
-        paired = tb.paired_table(analysis, key, note)
-        if paired is None:
-            out += [f"Not computed: no `{an.REFERENCE}` runs in this experiment (or no other method to compare "
-                    "with)." if an.REFERENCE not in an.methods_of(selected, key) else
-                    "Not computed: no other method shares test images with ISNet.", ""]
-        else:
-            out.append(files.table(paired))
-        out += ["#### Bias gaps", ""]
-        gaps = tb.gap_table(analysis, key, note)
-        out += [files.table(gaps)] if gaps is not None else ["No in-distribution / shifted split pair.", ""]
-        out += ["#### Explanations", ""]
-        any_expl = False
-        for metric in an.EXPLANATION_METRICS:
-            table = tb.explanation_table(analysis, key, metric, note)
-            if table is not None:
-                any_expl = True
-                out.append(files.table(table))
-        rel = tb.relevance_paired_table(analysis, key, note)
-        if rel is not None:
-            out.append(files.table(rel))
-        if not any_expl:
-            out += ["No explanation scores (the experiment has no foreground masks).", ""]
-        png = fg.relevance_distribution(analysis, key, draw=figures)
-        if png is not None and any_expl:
-            out.append(_figure(files, f"figures/background_relevance_{slug}.png", png, figures,
-                               f"background relevance, {key[0]}"))
-            out.append("*Figure: per-image share of positive relevance on the background (1 − relevance inside the "
-                       "mask), per explainer, split and method (boxes: quartiles; whiskers: 1.5 IQR), all seeds of "
-                       "the selected draw pooled.*\n")
-        gallery_splits = list(roles.shift_splits) or list(roles.order)
-        for split in gallery_splits:
-            result = fg.gallery(analysis.collection, selected, key, split, draw=figures)
-            if result is None:
-                continue
-            png, text = result
-            out.append(_figure(files, f"figures/{tb.slug('gallery', *key, split)}.png", png, figures,
-                               f"heatmaps on {split}, {key[0]}"))
-            out.append(f"*Figure: the first images of the `{split}` split (top row, foreground outlined) and each "
-                       f"method's own heatmap of the true class (red: positive relevance, blue: negative; each "
-                       f"heatmap scaled to its largest magnitude); {text}.*\n")
-    out += ["## Accuracy against bias strength", ""]
-    bias_png = fg.bias_strength(selected, analysis.roles, draw=figures)
-    if bias_png is not None:
-        out.append(_figure(files, "figures/accuracy_vs_bias_strength.png", bias_png, figures,
-                           "accuracy against bias strength"))
-        out.append("*Figure: accuracy per test split against the bias strength recorded in the experiments' "
-                   "profiles (`experiment_profile.data.bias_strength`); mean over seeds with t-intervals.*\n")
-    else:
-        out += ["Not drawn: fewer than two bias strengths are recorded in the runs' experiment profiles "
-                "(`experiment_profile.data.bias_strength`).", ""]
-    out += ["## Training and inference time", "", files.table(tb.timing_table(analysis, note))]
-    timing_png = fg.timing(analysis, draw=figures)
-    if timing_png is not None:
-        out.append(_figure(files, "figures/timing.png", timing_png, figures, "training and inference time"))
-        out.append("*Figure: training time per run and inference time per test image of each method (mean over "
-                   "seeds; error bars: t-interval over seeds), per experiment.*\n")
-    cost = tb.invocations_table(read_invocations(collection.root))
-    out += ["## Cost of the runs", "", COST_TEXT, "", files.table(cost)]
-    out += ["## Model selection", "", files.table(tb.selection_table(draws, note))]
-    out += ["## Runs left out", "", files.table(tb.failed_table(frame, collection.errored)),
-            files.table(tb.damaged_table(collection.damaged))]
-    out += ["## Provenance", ""]
-    records = [(collection.relative(r), r) for r in collection.records]
-    for table in tb.provenance_tables(records, frame):
-        out.append(files.table(table))
-    out += ["## Files", "", "- [tables/tidy.csv](tables/tidy.csv): one row per run and test split, all draws "
-            "(column `selected`), metrics recomputed from the stored predictions.",
-            "- [tables/background_relevance_per_image.csv.gz](tables/background_relevance_per_image.csv.gz): "
-            "per-image relevance inside the mask (background share = 1 minus it) of every selected run, split and "
-            "explainer.",
-            "- `tables/*.tex`: the tables above for LaTeX (booktabs; `\\usepackage{booktabs,graphicx}`).", ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+def default_reports(runs: Path) -> Path:
+    """Where the report of the records under ``runs`` goes unless ``--reports`` says: the
+    committed ``reports/`` for this checkout's committed reference records ``results/``, and
+    ``RUNS/report/`` for any other records (so that a user's report never replaces the
+    committed one)."""
+    if Path(runs).resolve() == REPOSITORY / "results":
+        return REPOSITORY / "reports"
+    return Path(runs) / "report"
 
 
-def build_report(out: Path, reports: Path, figures: bool = True, check: bool = False) -> int:
-    """Write the report of every record under ``out`` into ``reports`` (``check=False``), or
-    regenerate it into a temporary folder and list what differs from ``reports``
-    (``check=True``; returns 1 when anything differs, 0 when it is identical)."""
-    out, reports = Path(out), Path(reports)
-    files, counts = generate(out, figures, progress=lambda s: print(f"report: {s}", file=sys.stderr))
+def build_report(runs: Path, reports: Path | None = None, figures: bool = True, check: bool = False) -> int:
+    """Write the report of every record under ``runs`` into ``reports`` (default:
+    :func:`default_reports`), or (``check=True``) list what differs between the report the
+    records produce and the one in ``reports`` (returns 1 when anything differs, 0 when it is
+    identical)."""
+    runs = Path(runs)
+    reports = default_reports(runs) if reports is None else Path(reports)
+    if not check:
+        try:
+            writer.prepare(reports)
+        except (writer.NotAReportFolder, PermissionError) as err:
+            raise type(err)(f"--reports {reports}: {err}") from None
+    files, counts = generate(runs, figures, progress=lambda s: print(f"report: {s}", file=sys.stderr))
     if counts["damaged"]:
         print(f"warning: {counts['damaged']} damaged record(s) left out; see the report's 'Runs left out'",
               file=sys.stderr)
     if check:
-        with tempfile.TemporaryDirectory(prefix="report-check-") as tmp:
-            writer.write(Path(tmp), files, figures)
-            regenerated = {rel: path.read_bytes() for rel, path in writer.existing(Path(tmp), figures).items()}
-        problems = writer.compare(reports, regenerated, figures)
+        problems = writer.compare(reports, files, figures)
         if problems:
-            print(f"report check FAILED: {reports} differs from what the records under {out} produce:")
+            print(f"report check FAILED: {reports} differs from what the records under {runs} produce:")
             for line in problems:
                 print(f"  {line}")
-            print("regenerate it with `python -m benchmarks report` and commit the result")
+            print(f"regenerate it with `python -m benchmarks report --runs {runs} --reports {reports}` and commit "
+                  "the result")
             return 1
-        print(f"report check passed: {len(regenerated)} files in {reports} match the records under {out}")
+        compared = sum(figures or not rel.endswith(".png") for rel in files)
+        print(f"report check passed: {compared} files in {reports} match the records under {runs}")
         return 0
-    written, removed = writer.write(reports, files, figures)
+    written, removed = writer.write(reports, files)
     print(f"report written to {reports}/README.md ({counts['runs']} runs: {counts['ok']} ok, {counts['failed']} "
           f"failed, {counts['errored']} errored, {counts['damaged']} damaged; {len(written)} files changed, "
           f"{len(removed)} removed)")

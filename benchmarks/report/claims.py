@@ -7,7 +7,8 @@ to the analysis. Verdicts:
 * ``does not hold`` - the numbers contradict it (a point estimate on the wrong side, or a
   difference outside the equivalence margin);
 * ``inconclusive`` - the point estimates agree with the claim but the test does not show it
-  (too few seeds or images to tell);
+  (too few seeds or images to tell), or both sides of a comparison are at chance (one rule
+  for every claim that compares accuracies: :data:`CHANCE_RULE`);
 * ``not measured`` - the runs needed are absent (no ISNet, no baseline, no shifted split,
   no explanation scores, timings from different devices).
 
@@ -23,10 +24,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from benchmarks.report.analysis import ALPHA, CLAIM_EXPLAINER, LEVEL, REFERENCE, Analysis
+from benchmarks.evaluation.catalogue import PRIMARY
+from benchmarks.report.analysis import Analysis
+from benchmarks.report.comparisons import ESTIMATOR
+from benchmarks.report.estimates import ALPHA, LEVEL
+from benchmarks.report.explanations import CLAIM_EXPLAINER
 
 HOLDS, FAILS, UNCLEAR, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
-STANDARD = "standard"
+NO_REFERENCE = "no runs of a reference method (role `reference` in the records)"
 #: largest accuracy difference (absolute, 0-1) still counted as "the same" for claim 1
 EQUIVALENCE_MARGIN = 0.02
 #: largest relative excess of ISNet's inference time over the standard classifier's still
@@ -34,6 +39,11 @@ EQUIVALENCE_MARGIN = 0.02
 TIME_TOLERANCE = 0.25
 #: the test splits where the shortcut misleads, on which ISNet should beat the others
 CLAIM_SPLITS = ("deceiving", "external")
+CHANCE_RULE = (
+    "A comparison in which both sides are at chance is inconclusive, whatever the difference: a side is at chance "
+    f"when the {LEVEL:.0%} bootstrap interval over test images of its seed-mean accuracy contains the split's "
+    "majority-class share (a classifier at chance is the same everywhere and beats nothing)."
+)
 
 
 @dataclass(frozen=True)
@@ -64,11 +74,6 @@ class Claim:
         return UNCLEAR
 
 
-def is_variant(method: str, reference: str = REFERENCE) -> bool:
-    """ISNet's own variants (e.g. ``isnet_fast``) are not baselines it must beat."""
-    return method != reference and method.startswith(reference)
-
-
 def _pp(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:+.1f}"
 
@@ -81,11 +86,21 @@ def _keys(analysis: Analysis) -> list[tuple[str, str]]:
     return sorted(analysis.roles)
 
 
-def _methods(analysis: Analysis, key: tuple[str, str]) -> set[str]:
+def at_chance(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
+    """Whether the bootstrap interval of ``method``'s seed-mean accuracy on ``split`` contains
+    the split's majority-class share (False when it was not measured)."""
     m = analysis.metrics
-    if m.empty:
-        return set()
-    return set(m[(m["experiment"] == key[0]) & (m["profile"] == key[1])]["method"])
+    row = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == method)
+            & (m["split"] == split) & (m["metric"] == PRIMARY)]
+    if row.empty:
+        return False
+    r = row.iloc[0]
+    return bool(r["boot_low"] <= r["majority_share"] + 1e-9 and r["majority_share"] <= r["boot_high"] + 1e-9)
+
+
+def _both_at_chance(analysis: Analysis, key: tuple[str, str], a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether both sides, each (method, split), are at chance."""
+    return at_chance(analysis, key, *a) and at_chance(analysis, key, *b)
 
 
 # -------------------------------------------------------------------------------- claim 1
@@ -95,9 +110,7 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         f"For each experiment with a synthetic bias, ISNet's in-distribution (biased) accuracy minus its accuracy on "
         f"every shifted split (unbiased, deceiving): holds when every {LEVEL:.0%} bootstrap interval over test images "
         f"of the gap lies within ±{100 * EQUIVALENCE_MARGIN:.0f} percentage points (equivalence), does not hold when "
-        "one lies entirely outside that margin, inconclusive otherwise, and inconclusive as well when ISNet's "
-        "in-distribution accuracy is not above chance (the lower end of its bootstrap interval at or below the "
-        "majority-class share): a classifier at chance is trivially the same everywhere. Real-data experiments are "
+        f"one lies entirely outside that margin, inconclusive otherwise. {CHANCE_RULE} Real-data experiments are "
         "not used: their external test also changes hospital, scanner and population, not only the bias.",
     )
     gaps = analysis.gaps
@@ -105,10 +118,11 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         roles = analysis.roles[key]
         if not roles.synthetic_bias:
             continue
-        if REFERENCE not in _methods(analysis, key):
-            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{REFERENCE}` runs"))
+        reference = analysis.cast[key].reference
+        if reference is None:
+            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
-        g = gaps[(gaps["experiment"] == key[0]) & (gaps["profile"] == key[1]) & (gaps["method"] == REFERENCE)] \
+        g = gaps[(gaps["experiment"] == key[0]) & (gaps["profile"] == key[1]) & (gaps["method"] == reference)] \
             if not gaps.empty else gaps
         if g.empty:
             claim.findings.append(Finding(*key, NOT_MEASURED, "no in-distribution / shifted split pair"))
@@ -116,8 +130,11 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         states, parts = [], []
         for r in g.itertuples(index=False):
             low, high = r.boot_low, r.boot_high
+            chance = _both_at_chance(analysis, key, (reference, r.minuend), (reference, r.subtrahend))
             if math.isnan(low):
                 states.append(NOT_MEASURED)
+            elif chance:
+                states.append(UNCLEAR)
             elif -EQUIVALENCE_MARGIN <= low and high <= EQUIVALENCE_MARGIN:
                 states.append(HOLDS)
             elif low > EQUIVALENCE_MARGIN or high < -EQUIVALENCE_MARGIN:
@@ -125,16 +142,8 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
             else:
                 states.append(UNCLEAR)
             parts.append(f"{r.minuend} − {r.subtrahend}: {_pp(r.gap)} pp [{_pp(low)}, {_pp(high)}] "
-                         f"({int(r.seeds)} seeds)")
-        verdict = _combine(states)
-        m = analysis.metrics
-        own = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == REFERENCE)
-                & (m["split"] == roles.id_split) & (m["metric"] == "accuracy")]
-        if len(own) and not own.iloc[0]["boot_low"] > own.iloc[0]["majority_share"] + 1e-9:
-            verdict = UNCLEAR if verdict != NOT_MEASURED else verdict
-            parts.append(f"ISNet's {roles.id_split} accuracy {100 * own.iloc[0]['mean']:.1f}% is not above chance "
-                         f"({100 * own.iloc[0]['majority_share']:.1f}%)")
-        claim.findings.append(Finding(*key, verdict, "; ".join(parts)))
+                         f"({int(r.seeds)} seeds)" + (", both at chance" if chance else ""))
+        claim.findings.append(Finding(*key, _combine(states), "; ".join(parts)))
     if not claim.findings:
         claim.note = "No experiment with a synthetic bias among the records."
     return claim
@@ -160,31 +169,32 @@ def _decide(diff: float, p: float) -> str:
 
 # -------------------------------------------------------------------------------- claim 2
 def claim_beats(analysis: Analysis, baselines: str) -> Claim:
-    standard = baselines == "standard"
-    who = "the standard classifier" if standard else "the other baselines"
+    """Claim 2 (``baselines="plain"``: the plain classifier) or 3 (``"comparison"``: the other
+    benchmark methods)."""
+    plain = baselines == "plain"
+    who = "the standard classifier" if plain else "the other baselines"
     claim = Claim(
-        2 if standard else 3,
+        2 if plain else 3,
         f"ISNet beats {who} on the deceiving / external tests.",
-        f"ISNet's accuracy minus the other method's on the deceiving and external test splits (every shifted split "
-        f"of an experiment that has neither), "
-        f"paired on the same test images (McNemar exact test, Holm-Bonferroni adjusted): holds when ISNet is ahead "
-        f"with adjusted p < {ALPHA} in every comparison, does not hold when the other method is level or ahead in "
-        f"any, inconclusive otherwise."
-        + ("" if standard else f" Baselines: every method except `{REFERENCE}`, `{STANDARD}` and ISNet's own "
-           f"variants (`{REFERENCE}_*`)."),
+        "ISNet's accuracy minus the other method's on the deceiving and external test splits (every shifted split "
+        "of an experiment that has neither); "
+        f"estimator: {ESTIMATOR}. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does not "
+        f"hold when the other method is level or ahead in any, inconclusive otherwise. {CHANCE_RULE} ISNet is the "
+        "method whose records state role `reference`; "
+        + ("the standard classifier, role `plain_baseline`." if plain else
+           "the baselines, every method with role `comparison` (ISNet's own variants, role `reference_variant`, "
+           "and the plain baseline are left out)."),
     )
     paired = analysis.paired
     for key in _keys(analysis):
         roles = analysis.roles[key]
-        methods = _methods(analysis, key)
-        others = [STANDARD] if standard else sorted(m for m in methods
-                                                    if m not in (REFERENCE, STANDARD) and not is_variant(m))
+        cast = analysis.cast[key]
         if not roles.shift_splits:
             continue
-        if REFERENCE not in methods:
-            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{REFERENCE}` runs"))
+        if cast.reference is None:
+            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
-        others = [o for o in others if o in methods]
+        others = cast.plain if plain else cast.comparisons
         if not others:
             claim.findings.append(Finding(*key, NOT_MEASURED, f"no {who} runs"))
             continue
@@ -197,75 +207,88 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
             continue
         order = {s: i for i, s in enumerate(roles.order)}
         block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
-        states = [_decide(r.acc_diff, r.mcnemar_p_holm) for r in block.itertuples(index=False)]
+        rows = [r for _, r in block.iterrows()]
+        chance = [_both_at_chance(analysis, key, (cast.reference, r["split"]), (r["other"], r["split"])) for r in rows]
+        diff, low, high, p = (f"{PRIMARY}_{k}" for k in ("diff", "low", "high", "p_holm"))
+        states = [UNCLEAR if c else _decide(r[diff], r[p]) for r, c in zip(rows, chance, strict=True)]
         evidence = "; ".join(
-            f"{r.split} vs `{r.other}`: {_pp(r.acc_diff)} pp (p_Holm {_p(r.mcnemar_p_holm)})"
-            for r in block.itertuples(index=False))
+            f"{r['split']} vs `{r['other']}`: {_pp(r[diff])} pp [{_pp(r[low])}, {_pp(r[high])}] (p_Holm {_p(r[p])}; "
+            f"{r['seeds_ref']} vs {r['seeds_other']} seeds)" + (", both at chance" if c else "")
+            for r, c in zip(rows, chance, strict=True))
         claim.findings.append(Finding(*key, _combine(states), evidence))
     return claim
 
 
-# -------------------------------------------------------------------------------- claim 3
+# -------------------------------------------------------------------------------- claim 4
 def claim_background(analysis: Analysis) -> Claim:
     claim = Claim(
         4, "ISNet's heatmaps put less relevance on the background than the other methods'.",
         f"Share of positive {CLAIM_EXPLAINER.upper()} relevance inside the foreground mask (so 1 minus the background "
-        "share), ISNet minus each other method (ISNet's own variants excluded) on the same explained images of "
-        "every test split, paired bootstrap, Holm-Bonferroni adjusted: holds when ISNet is ahead with adjusted "
-        f"p < {ALPHA} in every comparison, does not hold when another method is level or ahead in any, "
-        "inconclusive otherwise. The other explainers are in the explanation tables.",
+        "share), ISNet's seed mean minus each other method's (the numbers of the explanation table; ISNet's own "
+        "variants, role `reference_variant`, excluded) on every test split; estimator: the difference of the seed "
+        "means, its interval and p-value from bootstrap resamples of the explained images (the same resample for "
+        "both methods), p two-sided by inverting the percentile interval, Holm-Bonferroni adjusted over the "
+        f"experiment's comparisons. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does "
+        "not hold when another method is level or ahead in any, inconclusive otherwise. The other explainers are in "
+        "the explanation tables.",
     )
     rel = analysis.relevance_paired
     for key in _keys(analysis):
-        methods = _methods(analysis, key)
-        if REFERENCE not in methods:
-            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{REFERENCE}` runs"))
+        cast = analysis.cast[key]
+        if cast.reference is None:
+            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
         block = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])] if not rel.empty else rel
         if not block.empty:
-            block = block[~block["other"].map(is_variant)]
+            block = block[block["other"].isin(cast.baselines())]
         if block.empty:
             claim.findings.append(Finding(*key, NOT_MEASURED, f"no {CLAIM_EXPLAINER} relevance scores to compare"))
             continue
         order = {s: i for i, s in enumerate(analysis.roles[key].order)}
         block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
-        states = [_decide(r.diff, r.bootstrap_p_holm) for r in block.itertuples(index=False)]
-        evidence = "; ".join(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside (p_Holm {_p(r.bootstrap_p_holm)})"
-                             for r in block.itertuples(index=False))
-        unscored = sorted(m for m in methods - set(block["other"]) - {REFERENCE} if not is_variant(m))
+        states = [_decide(r.diff, r.p_holm) for r in block.itertuples(index=False)]
+        evidence = "; ".join(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside [{_pp(r.low)}, {_pp(r.high)}] "
+                             f"(p_Holm {_p(r.p_holm)})" for r in block.itertuples(index=False))
+        unscored = sorted(set(cast.baselines()) - set(block["other"]))
         if unscored:
             evidence += f"; not compared (no {CLAIM_EXPLAINER} score): " + ", ".join(f"`{m}`" for m in unscored)
         claim.findings.append(Finding(*key, _combine(states), evidence))
     return claim
 
 
-# -------------------------------------------------------------------------------- claim 4
+# -------------------------------------------------------------------------------- claim 5
 def claim_test_cost(analysis: Analysis) -> Claim:
     claim = Claim(
         5, "ISNet adds no cost at test time (it deploys the plain classifier).",
-        f"Inference time per test image of ISNet over the standard classifier's (mean over seeds, all splits, the "
-        f"same device): holds when the ratio is at most {1 + TIME_TOLERANCE:.2f} (a tolerance for timing noise), "
-        "does not hold above it; not measured when the two were timed on different devices.",
+        f"Inference time per test image of ISNet (role `reference`) over the standard classifier's (role "
+        f"`plain_baseline`; mean over seeds, all splits, the same device): holds when the ratio is at most "
+        f"{1 + TIME_TOLERANCE:.2f} (a tolerance for timing noise), does not hold above it; not measured when the "
+        "two were timed on different devices.",
     )
     t = analysis.timing
     for key in _keys(analysis):
+        cast = analysis.cast[key]
         block = t[(t["experiment"] == key[0]) & (t["profile"] == key[1])] if not t.empty else t
-        ref = block[block["method"] == REFERENCE]
-        std = block[block["method"] == STANDARD]
-        if ref.empty or std.empty:
-            missing = REFERENCE if ref.empty else STANDARD
-            claim.findings.append(Finding(*key, NOT_MEASURED, f"no `{missing}` runs"))
+        ref = block[block["method"] == cast.reference]
+        if ref.empty:
+            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
-        ref, std = ref.iloc[0], std.iloc[0]
-        if ref["devices"] != std["devices"] or ";" in str(ref["devices"]):
-            claim.findings.append(Finding(*key, NOT_MEASURED, f"timed on different devices ({ref['devices']} / "
-                                                              f"{std['devices']})"))
+        plain = block[block["method"].isin(cast.plain)]
+        if plain.empty:
+            claim.findings.append(Finding(*key, NOT_MEASURED, "no runs of a plain baseline (role `plain_baseline`)"))
             continue
-        ratio = ref["inference_ms_per_image"] / std["inference_ms_per_image"]
-        verdict = NOT_MEASURED if math.isnan(ratio) else (HOLDS if ratio <= 1 + TIME_TOLERANCE else FAILS)
-        evidence = (f"{ref['inference_ms_per_image']:.3f} vs {std['inference_ms_per_image']:.3f} ms / image, "
-                    f"ratio {ratio:.2f} ({ref['devices']})")
-        claim.findings.append(Finding(*key, verdict, evidence))
+        states, parts = [], []
+        ref = ref.iloc[0]
+        for std in plain.itertuples(index=False):
+            if ref["devices"] != std.devices or ";" in str(ref["devices"]):
+                states.append(NOT_MEASURED)
+                parts.append(f"`{std.method}` timed on different devices ({ref['devices']} / {std.devices})")
+                continue
+            ratio = ref["inference_ms_per_image"] / std.inference_ms_per_image
+            states.append(NOT_MEASURED if math.isnan(ratio) else (HOLDS if ratio <= 1 + TIME_TOLERANCE else FAILS))
+            parts.append(f"{ref['inference_ms_per_image']:.3f} vs {std.inference_ms_per_image:.3f} ms / image "
+                         f"(`{std.method}`), ratio {ratio:.2f} ({ref['devices']})")
+        claim.findings.append(Finding(*key, _combine(states), "; ".join(parts)))
     return claim
 
 
@@ -273,8 +296,8 @@ def decide(analysis: Analysis) -> list[Claim]:
     """Every claim, in the order of the paper's argument."""
     return [
         claim_same_accuracy(analysis),
-        claim_beats(analysis, "standard"),
-        claim_beats(analysis, "others"),
+        claim_beats(analysis, "plain"),
+        claim_beats(analysis, "comparison"),
         claim_background(analysis),
         claim_test_cost(analysis),
     ]

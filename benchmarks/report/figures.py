@@ -22,8 +22,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmarks.report.analysis import EXPLAINER_ORDER, LEVEL, Analysis  # noqa: E402
-from benchmarks.report.tidy import Collection  # noqa: E402
+from benchmarks.evaluation import catalogue  # noqa: E402
+from benchmarks.report.analysis import Analysis  # noqa: E402
+from benchmarks.report.estimates import LEVEL  # noqa: E402
+from benchmarks.report.explanations import EXPLAINER_ORDER  # noqa: E402
 from benchmarks.stats import t_interval  # noqa: E402
 
 DPI = 120
@@ -40,7 +42,10 @@ RC = {
     "path.simplify": True,
     "svg.hashsalt": "isnet-benchmarks",
 }
-PALETTE = "colorblind"
+#: sixteen colours, any two at least 25 CIELAB units apart (the colour-blind palette without its
+#: light pink, yellow and light blue, which pair with its orchid, orange and blue; then colours far from all)
+DISTINCT = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#023eff", "#000000",
+            "#1ac938", "#4b0082", "#00d7ff", "#bcbd22", "#e7298a", "#c44e52", "#e8000b")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,8 @@ class Figure:
 
 
 @contextmanager
-def _style() -> Iterator[None]:
+def style() -> Iterator[None]:
+    """The report's fixed plotting style."""
     with plt.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=RC):
         yield
 
@@ -65,16 +71,26 @@ def render(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _colors(methods: list[str]) -> dict[str, tuple]:
-    """One distinct colour per method: the colour-blind palette while it has enough (10),
-    tab20 beyond that."""
-    palette = sns.color_palette(PALETTE if len(methods) <= 10 else "tab20", max(len(methods), 1))
-    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+def colors(names: list[str]) -> dict[str, tuple]:
+    """One distinct colour per name (no light / dark pairs of one hue): :data:`DISTINCT`, or
+    evenly spaced hues for more names than it has."""
+    palette = DISTINCT if len(names) <= len(DISTINCT) else sns.color_palette("husl", len(names))
+    return {m: tuple(matplotlib.colors.to_rgb(palette[i])) for i, m in enumerate(names)}
+
+
+def trained_size(frame: pd.DataFrame, key: tuple[str, str]) -> str:
+    """The image size the runs of ``key`` trained at, from their records (e.g. ``28 px``)."""
+    sizes = sorted({int(v) for v in frame[(frame["experiment"] == key[0]) & (frame["profile"] == key[1])]
+                    ["image_size"].dropna()})
+    return "–".join(str(v) for v in sizes) + " px" if sizes else "size not recorded"
 
 
 # ---------------------------------------------------------------------------- split bars
-def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy", draw: bool = True
+def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = catalogue.PRIMARY, draw: bool = True
                ) -> bytes | None:
+    """Bars of a catalogue metric per test split and method, bootstrap intervals as error bars."""
+    entry = catalogue.metric(metric)
+    scale = 100.0 if entry.percent else 1.0
     m = analysis.metrics
     block = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["metric"] == metric)]
     if block.empty:
@@ -83,9 +99,9 @@ def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy
         return b""
     splits = [s for s in analysis.roles[key].order if s in set(block["split"])]
     methods = sorted(block["method"].unique())
-    colors = _colors(methods)
+    palette = colors(methods)
     width = 0.8 / len(methods)
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.45 * len(methods) * len(splits)), 3.2), layout="constrained")
         for i, method in enumerate(methods):
             mb = block[block["method"] == method].set_index("split")
@@ -95,17 +111,17 @@ def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = "accuracy
                     continue
                 r = mb.loc[split]
                 xs.append(j - 0.4 + width * (i + 0.5))
-                ys.append(100 * r["mean"])
-                lo.append(100 * (r["mean"] - r["boot_low"]) if np.isfinite(r["boot_low"]) else 0.0)
-                hi.append(100 * (r["boot_high"] - r["mean"]) if np.isfinite(r["boot_high"]) else 0.0)
-            ax.bar(xs, ys, width=width * 0.95, color=colors[method], label=method, edgecolor="none")
+                ys.append(scale * r["mean"])
+                lo.append(scale * (r["mean"] - r["boot_low"]) if np.isfinite(r["boot_low"]) else 0.0)
+                hi.append(scale * (r["boot_high"] - r["mean"]) if np.isfinite(r["boot_high"]) else 0.0)
+            ax.bar(xs, ys, width=width * 0.95, color=palette[method], label=method, edgecolor="none")
             ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="none", ecolor="black",
                         elinewidth=0.8, capsize=2)
         ax.set_xticks(range(len(splits)), splits)
         ax.grid(axis="x", visible=False)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 105)
-        ax.set_title(f"{key[0]} ({key[1]}): accuracy per test split")
+        ax.set_ylabel(f"{entry.phrase} (%)" if entry.percent else entry.phrase)
+        ax.set_ylim(0, 1.05 * scale)
+        ax.set_title(f"{key[0]} ({key[1]}, {trained_size(analysis.selected, key)}): {entry.phrase} per test split")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="method")
         return render(fig)
 
@@ -131,8 +147,8 @@ def bias_strength(selected: pd.DataFrame, roles: dict, draw: bool = True) -> byt
     for key in sorted(roles):
         order += [s for s in roles[key].order if s not in order and s in set(data["split"])]
     methods = sorted(data["method"].unique())
-    colors = _colors(methods)
-    with _style():
+    palette = colors(methods)
+    with style():
         fig, axes = plt.subplots(1, len(order), figsize=(3.2 * len(order) + 1.5, 3.0), sharey=True, squeeze=False,
                                  layout="constrained")
         for ax, split in zip(axes[0], order, strict=True):
@@ -140,100 +156,15 @@ def bias_strength(selected: pd.DataFrame, roles: dict, draw: bool = True) -> byt
                 d = data[(data["split"] == split) & (data["method"] == method)].sort_values("strength", kind="stable")
                 if d.empty:
                     continue
-                ax.errorbar(d["strength"], d["mean"], yerr=d["half"], color=colors[method], marker="o", ms=3,
+                ax.errorbar(d["strength"], d["mean"], yerr=d["half"], color=palette[method], marker="o", ms=3,
                             capsize=2, label=method, linewidth=1)
             ax.set_title(split)
             ax.set_xlabel("bias strength")
         axes[0][0].set_ylabel("accuracy (%)")
+        trained = sorted({trained_size(selected, key) for key in roles})
+        fig.suptitle(f"Accuracy against bias strength (trained at {', '.join(trained)})", fontsize=9)
         axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="method")
         return render(fig)
-
-
-# ------------------------------------------------------------------------------- gallery
-def gallery_data(collection: Collection, selected: pd.DataFrame, key: tuple[str, str], split: str
-                 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int], bool]:
-    """Per method: the gallery arrays of ``split`` from one seed (the lowest seed every method
-    has, else each method's lowest), the seed used, and whether all showed the same images."""
-    runs = selected[(selected["experiment"] == key[0]) & (selected["profile"] == key[1])
-                    & (selected["status"] == "ok")].drop_duplicates("path")
-    available: dict[str, dict[int, str]] = {}
-    for method, seed, path in zip(runs["method"], runs["seed"], runs["path"], strict=True):
-        arrays = collection.arrays(path, "explanations.npz")
-        if f"{split}/gallery/heatmaps" in arrays:
-            available.setdefault(method, {})[int(seed)] = path
-    if not available:
-        return {}, {}, True
-    common = set.intersection(*(set(v) for v in available.values()))
-    out, seeds = {}, {}
-    for method in sorted(available):
-        seed = min(common) if common else min(available[method])
-        arrays = collection.arrays(available[method][seed], "explanations.npz")
-        out[method] = {k.split("/")[-1]: arrays[k] for k in arrays if k.startswith(f"{split}/gallery/")}
-        seeds[method] = seed
-    first = next(iter(out.values()))["images"]
-    same = all(v["images"].shape == first.shape and np.array_equal(v["images"], first) for v in out.values())
-    return out, seeds, same
-
-
-def _strip(tiles: np.ndarray, fill: float) -> np.ndarray:
-    """``[n, C, H, W]`` tiles side by side, ``[C, H, n * (W + 1) - 1]``, separated by ``fill``."""
-    n, c, h, w = tiles.shape
-    out = np.full((c, h, n * (w + 1) - 1), fill, dtype=np.float32)
-    for j in range(n):
-        out[:, :, j * (w + 1) : j * (w + 1) + w] = tiles[j]
-    return out
-
-
-def gallery(collection: Collection, selected: pd.DataFrame, key: tuple[str, str], split: str, draw: bool = True
-            ) -> tuple[bytes, str] | None:
-    data, seeds, same = gallery_data(collection, selected, key, split)
-    if not data:
-        return None
-    methods = list(data)
-    reference = data[methods[0]]
-    n = reference["images"].shape[0]
-    seed_text = (f"seed {next(iter(seeds.values()))} of every method" if len(set(seeds.values())) == 1
-                 else "seeds " + ", ".join(f"{m}: {s}" for m, s in seeds.items()))
-    note = (f"the same {n} images for every method" if same
-            else "the methods' test images differ (seed-dependent split): the top row shows those of "
-                 f"`{methods[0]}`")
-    if not draw:
-        return b"", f"{seed_text}; {note}"
-    with _style():
-        fig, axes = plt.subplots(len(methods) + 1, 1, figsize=(1.1 * n + 1.2, 1.15 * (len(methods) + 1)),
-                                 squeeze=False, layout="constrained")
-        image = _strip(np.asarray(reference["images"], dtype=np.float32), fill=1.0)
-        width = reference["images"].shape[-1]
-        ax = axes[0][0]
-        if image.shape[0] == 1:
-            ax.imshow(image[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(np.clip(np.transpose(image[:3], (1, 2, 0)), 0, 1), interpolation="nearest")
-        ax.contour(_strip(reference["masks"][:, None].astype(np.float32), 0.0)[0], levels=[0.5], colors=["#ffcc00"],
-                   linewidths=0.6)
-        labels = reference.get("labels")
-        ax.set_xticks([(width + 1) * j + (width - 1) / 2 for j in range(n)],
-                      [f"label {int(v)}" for v in labels] if labels is not None else [""] * n, fontsize=7)
-        ax.xaxis.tick_top()
-        ax.set_ylabel("image", rotation=0, ha="right", va="center", fontsize=7)
-        for i, method in enumerate(methods, start=1):
-            heat = np.asarray(data[method]["heatmaps"], dtype=np.float32)
-            scale = np.max(np.abs(heat), axis=(1, 2), keepdims=True)
-            heat = heat / np.where(scale > 0, scale, 1.0)
-            ax = axes[i][0]
-            ax.imshow(_strip(heat[:, None], np.nan)[0], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-            ax.contour(_strip(data[method]["masks"][:, None].astype(np.float32), 0.0)[0], levels=[0.5],
-                       colors=["black"], linewidths=0.4)
-            ax.set_xticks([])
-            ax.set_ylabel(method, rotation=0, ha="right", va="center", fontsize=7)
-        for ax in axes[:, 0]:
-            ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-        fig.suptitle(f"{key[0]} ({key[1]}), {split}: each method's own heatmap", fontsize=9)
-        png = render(fig)
-    return png, f"{seed_text}; {note}"
 
 
 # -------------------------------------------------------------------- relevance boxplots
@@ -248,15 +179,15 @@ def relevance_distribution(analysis: Analysis, key: tuple[str, str], draw: bool 
     explainers += sorted(set(block["explainer"]) - set(explainers))
     splits = [s for s in analysis.roles[key].order if s in set(block["split"])]
     methods = sorted(block["method"].unique())
-    colors = _colors(methods)
-    with _style():
+    palette = colors(methods)
+    with style():
         fig, axes = plt.subplots(len(explainers), 1, figsize=(max(4.5, 1.0 + 0.5 * len(methods) * len(splits)),
                                                                2.4 * len(explainers)), sharex=True, squeeze=False,
                                  layout="constrained")
         for ax, explainer in zip(axes[:, 0], explainers, strict=True):
             d = block[block["explainer"] == explainer]
             sns.boxplot(data=d, x="split", y="background_share", hue="method", order=splits, hue_order=methods,
-                        palette=colors, ax=ax, fliersize=1.5, linewidth=0.7)
+                        palette=palette, ax=ax, fliersize=1.5, linewidth=0.7)
             ax.set_ylabel(f"{explainer}\nbackground share")
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("")
@@ -266,23 +197,30 @@ def relevance_distribution(analysis: Analysis, key: tuple[str, str], draw: bool 
         handles, labels = axes[0][0].get_legend_handles_labels()
         axes[0][0].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                           title="method")
-        fig.suptitle(f"{key[0]} ({key[1]}): share of positive relevance on the background, per image", fontsize=9)
+        fig.suptitle(f"{key[0]} ({key[1]}, {trained_size(analysis.selected, key)}): share of positive relevance on "
+                     "the background, per image", fontsize=9)
         return render(fig)
 
 
 # -------------------------------------------------------------------------------- timing
+def time_arms(values: np.ndarray, half: np.ndarray) -> list[np.ndarray]:
+    """Error-bar arms of times ``values ± half``: a time is positive, so the lower arm stops at 0."""
+    return [np.minimum(half, values), half]
+
+
 def timing(analysis: Analysis, draw: bool = True) -> bytes | None:
     t = analysis.timing
     if t.empty:
         return None
     if not draw:
         return b""
-    t = t.assign(setting=t["experiment"] + " (" + t["profile"] + ")")
+    sizes = {key: trained_size(analysis.selected, key) for key in zip(t["experiment"], t["profile"], strict=True)}
+    t = t.assign(setting=[f"{e} ({p}, {sizes[(e, p)]})" for e, p in zip(t["experiment"], t["profile"], strict=True)])
     settings = sorted(t["setting"].unique())
     methods = sorted(t["method"].unique())
-    colors = _colors(settings)
+    palette = colors(settings)
     width = 0.8 / len(settings)
-    with _style():
+    with style():
         fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.0 + 0.6 * len(methods) * 2), 3.0), squeeze=False,
                                  layout="constrained")
         for ax, (col, half, label) in zip(axes[0], [("train_seconds", "train_t_half", "training time (s / run)"),
@@ -292,11 +230,13 @@ def timing(analysis: Analysis, draw: bool = True) -> bytes | None:
                 d = t[t["setting"] == setting].set_index("method")
                 xs = [methods.index(m) - 0.4 + width * (i + 0.5) for m in d.index]
                 err = np.nan_to_num(d[half].to_numpy(np.float64))
-                ax.bar(xs, d[col], width=width * 0.95, color=colors[setting], label=setting)
-                ax.errorbar(xs, d[col], yerr=err, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+                values = d[col].to_numpy(np.float64)
+                ax.bar(xs, values, width=width * 0.95, color=palette[setting], label=setting)
+                ax.errorbar(xs, values, yerr=time_arms(values, err), fmt="none", ecolor="black", elinewidth=0.8,
+                            capsize=2)
             ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
             ax.grid(axis="x", visible=False)
             ax.set_ylabel(label)
         axes[0][1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="experiment")
-        fig.suptitle("Training and inference time per method (mean over seeds, t-interval)", fontsize=9)
+        fig.suptitle("Training and inference time per method (mean over seeds, t-interval, cut at zero)", fontsize=9)
         return render(fig)

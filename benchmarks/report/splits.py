@@ -1,22 +1,15 @@
-"""The test splits of an experiment: their order, the in-distribution one and the shifted ones.
-
-Taken from the experiment's registration (``ExperimentSpec.test_splits``, ``id_split``,
-``shift_splits``, ``tags``) when the experiment is registered where the report is built;
-otherwise from the split names the records hold (``biased`` / ``in_distribution`` is the
-in-distribution split, ``unbiased`` / ``deceiving`` / ``external`` the shifted ones).
-"""
+"""The test splits of an experiment: their order, the in-distribution one and the shifted ones,
+as the run records state them (``config.json``: ``test_splits``, ``id_split``,
+``shift_splits`` and ``experiment_tags``; a ``synthetic_bias`` tag marks an injected bias)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-#: split names in the order tables show them when the experiment is not registered
-KNOWN_ORDER = ("biased", "unbiased", "deceiving", "in_distribution", "external")
-ID_NAMES = ("biased", "in_distribution")
-SHIFT_NAMES = ("unbiased", "deceiving", "external")
+#: the config.json fields that state an experiment's split roles
+FIELDS = ("test_splits", "id_split", "shift_splits", "experiment_tags")
 
 
 @dataclass(frozen=True)
@@ -27,7 +20,6 @@ class SplitRoles:
     id_split: str | None
     shift_splits: tuple[str, ...]
     synthetic_bias: bool
-    source: str  # "registration" or "split names"
 
     def gap_pairs(self) -> list[tuple[str, str]]:
         """(in-distribution, shifted) pairs of the bias gaps, in split order."""
@@ -36,27 +28,23 @@ class SplitRoles:
         return [(self.id_split, s) for s in self.order if s in self.shift_splits and s != self.id_split]
 
 
-@lru_cache(maxsize=1)
-def _registered() -> dict[str, Any]:
-    try:
-        from benchmarks.registry import discover_experiments
-
-        return discover_experiments()
-    except Exception:  # noqa: BLE001 - a broken plugin must not stop the report; names decide then
-        return {}
+def stated(config: Mapping[str, Any]) -> tuple:
+    """What one record's ``config.json`` states about its experiment's splits, comparable
+    between records."""
+    return (tuple(config["test_splits"]), config["id_split"], tuple(config["shift_splits"]),
+            tuple(config["experiment_tags"]))
 
 
-def split_roles(experiment: str, seen: Iterable[str]) -> SplitRoles:
-    """Roles of the splits ``seen`` in the records of ``experiment``."""
+def split_roles(statements: Iterable[tuple], seen: Iterable[str], experiment: str) -> SplitRoles:
+    """Roles of the splits ``seen`` in the records of ``experiment``, from the :func:`stated`
+    tuples of those records (they must agree)."""
+    distinct = sorted(set(statements), key=repr)
+    if len(distinct) != 1:
+        raise ValueError(f"the records of {experiment} state {len(distinct)} different split roles "
+                         f"({'; '.join(map(repr, distinct)) or 'none'}); re-run them with one version of the "
+                         "experiment")
+    test_splits, id_split, shift_splits, tags = distinct[0]
     seen = sorted(set(seen))
-    spec = _registered().get(experiment)
-    if spec is not None:
-        order = [s for s in spec.test_splits if s in seen] + [s for s in seen if s not in spec.test_splits]
-        id_split = spec.id_split if spec.id_split in seen else None
-        shift = tuple(s for s in order if s in spec.shift_splits)
-        synthetic = "synthetic_bias" in spec.tags or "deceiving" in seen
-        return SplitRoles(tuple(order), id_split, shift, synthetic, "registration")
-    order = [s for s in KNOWN_ORDER if s in seen] + [s for s in seen if s not in KNOWN_ORDER]
-    id_split = next((s for s in ID_NAMES if s in seen), None)
-    shift = tuple(s for s in order if s in SHIFT_NAMES)
-    return SplitRoles(tuple(order), id_split, shift, "deceiving" in seen, "split names")
+    order = [s for s in test_splits if s in seen] + [s for s in seen if s not in test_splits]
+    shift = tuple(s for s in order if s in shift_splits)
+    return SplitRoles(tuple(order), id_split if id_split in seen else None, shift, "synthetic_bias" in tags)

@@ -6,8 +6,8 @@ into a table) and runs that stopped with an unexpected error (``error.json`` and
 marker). Paths in the table are relative to the records' root, so that the report does not
 depend on where the records lie.
 
-Classification metrics are recomputed from the stored predictions with
-:func:`benchmarks.evaluation.classification_metrics`, the same numbers the statistics use.
+Classification metrics (a column per entry of :mod:`benchmarks.evaluation.catalogue`) are
+recomputed from the stored predictions by the catalogue, the same numbers the statistics use.
 """
 
 from __future__ import annotations
@@ -23,15 +23,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation import classification_metrics
+from benchmarks.evaluation import catalogue
+from benchmarks.report.splits import FIELDS as SPLIT_FIELDS
 from benchmarks.store import DONE, CorruptRecordError, RunDir, RunRecord, is_set_aside
 
-METRICS = ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")
-COLUMNS = [
-    "experiment", "profile", "method", "seed", "hparam_index", "hparams", "status", "reason", "split", "n",
-    *METRICS, "val_accuracy", "train_seconds", "inference_seconds", "inference_ms_per_image", "bias_strength",
-    "device", "path",
-]
+OLDER_RECORD = ("the record was written by an older version of the harness, and the report reads this from the "
+                "records only; move the run's folder aside and run `python -m benchmarks run` again with the same "
+                "options to redo it")
+#: what the report reads from every record's config.json besides the run's identity
+REQUIRED_CONFIG = ("role", "experiment_profile", "selection_rule", *SPLIT_FIELDS)
+
+
+def columns() -> list[str]:
+    """The tidy table's columns: a run's identity, one column per catalogue metric, its costs."""
+    return [
+        "experiment", "profile", "method", "role", "seed", "hparam_index", "hparams", "status", "reason", "split", "n",
+        *(m.key for m in catalogue.metrics()), "val_accuracy", "train_seconds", "inference_seconds",
+        "inference_ms_per_image", "bias_strength", "image_size", "device", "path",
+    ]
+
 #: keys of ``config.json``'s ``experiment_profile.data`` read as the strength of an injected bias
 BIAS_STRENGTH_KEYS = ("bias_strength",)
 
@@ -161,12 +171,10 @@ def _split_metrics(record: RunRecord, collection: Collection, path: str, split: 
     pred = collection.arrays(path, f"predictions/{split}.npz")
     if not pred or "logits" not in pred:
         return {}
-    logits = pred["logits"]
-    names = [f"class{i}" for i in range(logits.shape[1])]
+    scores = catalogue.Scores(pred["labels"], pred["logits"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        metrics = classification_metrics(pred["labels"], logits, names, kind="logits")
-    return {m: metrics.get(m, math.nan) for m in METRICS}
+        return {m.key: float(m.compute(scores)[0]) for m in catalogue.metrics()}
 
 
 def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
@@ -179,10 +187,12 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
     for rec in collection.records:
         path = collection.relative(rec)
         config = rec.config
+        _require(config, collection.root / path)
         base = {
             "experiment": config.get("experiment"),
             "profile": config.get("profile"),
             "method": config.get("method"),
+            "role": config["role"],
             "seed": config.get("seed"),
             "hparam_index": config.get("hparam_index", 0),
             "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
@@ -191,6 +201,7 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
             "val_accuracy": _float(rec.summary.get("val_accuracy")),
             "train_seconds": _float(rec.summary.get("train_seconds")),
             "bias_strength": bias_strength(config),
+            "image_size": config["experiment_profile"]["image_size"],
             "device": rec.provenance.get("device"),
             "path": path,
         }
@@ -214,13 +225,19 @@ def tidy(collection: Collection | list[RunRecord]) -> pd.DataFrame:
                 "inference_seconds": seconds,
                 "inference_ms_per_image": 1000 * seconds / n if n else math.nan,
             })
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns())
     if frame.empty:
         return frame
     frame = frame.sort_values(
         ["experiment", "profile", "method", "hparam_index", "seed", "split"], na_position="first", kind="stable"
     )
     return frame.reset_index(drop=True)
+
+
+def _require(config: dict[str, Any], path: Path) -> None:
+    missing = [k for k in REQUIRED_CONFIG if k not in config]
+    if missing:
+        raise ValueError(f"{path}/config.json lacks {', '.join(missing)}: {OLDER_RECORD}")
 
 
 def _marker_reason(rec: RunRecord) -> str | None:

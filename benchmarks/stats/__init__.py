@@ -14,6 +14,7 @@ from benchmarks.stats.intervals import (
 from benchmarks.stats.paired import (
     HOLM_METHOD,
     PairedTest,
+    bootstrap_p_value,
     delong_test,
     holm_adjust,
     holm_bonferroni,
@@ -28,6 +29,7 @@ __all__ = [
     "Interval",
     "PairedTest",
     "bootstrap_ci",
+    "bootstrap_p_value",
     "delong_test",
     "holm_adjust",
     "holm_bonferroni",

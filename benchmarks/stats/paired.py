@@ -43,6 +43,7 @@ from benchmarks.stats.intervals import (
 
 __all__ = [
     "PairedTest",
+    "bootstrap_p_value",
     "delong_test",
     "holm_adjust",
     "holm_bonferroni",
@@ -310,9 +311,7 @@ def paired_bootstrap(
         return PairedTest(estimate, NAN, NAN, method, level=level, n=len(y), estimate_a=est_a, estimate_b=est_b)
     alpha = 1 - level
     low, high = (float(v) for v in np.quantile(d, [alpha / 2, 1 - alpha / 2]))
-    below = (1 + int(np.sum(d <= 0))) / (d.size + 1)
-    above = (1 + int(np.sum(d >= 0))) / (d.size + 1)
-    p = min(1.0, 2 * min(below, above))
+    p = bootstrap_p_value(d)
     sd = float(np.std(d, ddof=1)) if d.size > 1 else NAN
     stat = estimate / sd if sd and sd > 0 else (0.0 if estimate == 0 else NAN)
     return PairedTest(
@@ -328,6 +327,20 @@ def paired_bootstrap(
         estimate_b=est_b,
         details=(("bootstrap_sd", sd),),
     )
+
+
+def bootstrap_p_value(differences: Any) -> float:
+    """Two-sided p-value of "the difference is 0" from its bootstrap distribution, by inverting
+    the percentile interval: twice the smaller share of resampled differences on either side of
+    0 (ties count on both), add-one smoothed (``(1 + #) / (B + 1)``), capped at 1. Undefined
+    (NaN) resamples are dropped; NaN when none is left."""
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if not d.size:
+        return NAN
+    below = (1 + int(np.sum(d <= 0))) / (d.size + 1)
+    above = (1 + int(np.sum(d >= 0))) / (d.size + 1)
+    return min(1.0, 2 * min(below, above))
 
 
 # ------------------------------------------------------------------------- Holm-Bonferroni

@@ -14,7 +14,7 @@ from benchmarks import resources
 from benchmarks.allocator import keep_freed_buffers
 from benchmarks.cli import main
 from benchmarks.executors import local
-from benchmarks.report.tables import invocations_table
+from benchmarks.report.ledger import invocations_table
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
 

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from benchmarks.store import RunDir, atomic_write_json, run_path
 
 SPLITS = ("biased", "unbiased", "deceiving")
+SELECTION_RULE = "lowest mean validation loss among the selectable epochs (test rule)"
 N_IMAGES = 300
 N_EXPLAINED = 24
+#: what the fake methods' records state as their role (any other method: "comparison")
+ROLES = {"isnet": "reference", "isnet_fast": "reference_variant", "standard": "plain_baseline"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_plugin_discovery():
-    """The fake experiments are not registered: split roles come from the split names
-    (and the tests skip the slow entry-point discovery)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("benchmarks.report.splits._registered", lambda: {})
-        yield
+def experiment_fields(experiment: str) -> dict:
+    """The split roles and tags a fake experiment's records state: ``fake_real*`` has an
+    in-distribution and an external split, every other one a synthetic bias."""
+    if experiment.startswith("fake_real"):
+        return {"test_splits": ["in_distribution", "external"], "id_split": "in_distribution",
+                "shift_splits": ["external"], "experiment_tags": ["external_test"]}
+    return {"test_splits": list(SPLITS), "id_split": "biased", "shift_splits": ["unbiased", "deceiving"],
+            "experiment_tags": ["synthetic_bias"]}
 
 
 def _rng(*parts: object) -> np.random.Generator:
@@ -61,22 +64,40 @@ def write_run(
     bias_strength: float | None = None,
     n: int = N_IMAGES,
     k: int = 2,
+    role: str | None = None,
+    own: bool = True,
+    black_background: bool = False,
+    val_loss: Sequence[float] = (0.5,),
+    selectable: Sequence[bool] | None = None,
+    starts: list[dict] | None = None,
+    image_size: int = 8,
 ) -> Path:
-    """One finished (or failed) fake run record; returns its folder."""
+    """One finished (or failed) fake run record; returns its folder.
+
+    ``val_loss``: the validation loss per epoch (its validation accuracy is ``val_accuracy``
+    minus the loss / 10); ``own=False``: the method's own explainer fails (no gallery);
+    ``black_background``: gallery images are 0 outside the mask; ``starts``: provenance's list
+    of starts (absent when ``None``)."""
     data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
     config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
               "hparams": {"lr": 0.001 * (hparam_index + 1)}, "hparam_index": hparam_index}
     run = RunDir(run_path(root, experiment, method, seed, config))
-    run.write_json("config.json", {**config, "experiment_profile": {"backbone": "tiny_cnn", "data": data}})
-    run.write_json("provenance.json", {"git_commit": "abc123", "packages": {"torch": "2.x"}, "device": "cpu (test)",
-                                       "python": "3.11", "platform": "test", "data_checksum": f"sum-{experiment}"})
-    run.write_epochs([{"epoch": 0, "val_accuracy": val_accuracy, "seconds": 2.0}])
+    profile = {"backbone": "tiny_cnn", "image_size": image_size, "epochs": len(val_loss), "data": data}
+    run.write_json("config.json", {**config, "experiment_profile": profile, **experiment_fields(experiment),
+                                   "role": role or ROLES.get(method, "comparison"), "selection_rule": SELECTION_RULE})
+    provenance = {"git_commit": "abc123", "packages": {"torch": "2.x"}, "device": "cpu (test)", "python": "3.11",
+                  "platform": "test", "data_checksum": f"sum-{experiment}"}
+    run.write_json("provenance.json", provenance if starts is None else {**provenance, "starts": starts})
+    epochs = _epochs(val_loss, val_accuracy, selectable)
+    run.write_epochs(epochs)
     if status != "ok":
         run.write_json("summary.json", {"status": status, "reason": reason, "epochs": []})
         run.mark_done(status, reason=reason)
         return run.path
-    summary = {"status": "ok", "train_seconds": 2.0 + seed, "val_accuracy": val_accuracy, "splits": {}}
-    record = {"explained_images": N_EXPLAINED, "target": "true class", "splits": {}}
+    summary = {"status": "ok", "train_seconds": 2.0 + seed, "val_accuracy": val_accuracy, "splits": {},
+               "selection": _selection(epochs)}
+    record = {"explained_images": N_EXPLAINED, "target": "true class", "class_names": [f"class {c}" for c in range(k)],
+              "splits": {}}
     arrays: dict[str, np.ndarray] = {}
     for split, acc in accuracy.items():
         pred = _predictions(acc, n, k, _rng(experiment, method, seed, hparam_index, split))
@@ -85,16 +106,22 @@ def write_run(
                                     "n": n, "loss": 0.5, "inference_seconds": infer_ms * n / 1000}
         rng = _rng("explain", experiment, method, seed, split)
         per = {}
-        for explainer in ("own", "lrp"):
+        for explainer in ("own", "lrp", "input_x_gradient"):
+            if explainer == "own" and not own:
+                per[explainer] = {"error": "NotImplementedError: no heatmap of its own"}
+                continue
             values = np.clip(rng.normal(inside, 0.03, N_EXPLAINED), 0, 1).astype(np.float32)
             arrays[f"{split}/{explainer}/relevance_inside_mask"] = values
             per[explainer] = {"relevance_inside_mask": float(values.mean()), "pointing_game": float(inside)}
         per["gradcam"] = {"error": "TypeError: no Conv2d for Grad-CAM"}
         record["splits"][split] = per
+        if not own:
+            continue
         masks = np.zeros((6, 8, 8), dtype=np.uint8)
         masks[:, 2:6, 2:6] = 1
+        images = _rng("images", split).random((6, 1, 8, 8))
         arrays[f"{split}/gallery/heatmaps"] = rng.normal(0, 1, (6, 8, 8)).astype(np.float16)
-        arrays[f"{split}/gallery/images"] = _rng("images", split).random((6, 1, 8, 8)).astype(np.float16)
+        arrays[f"{split}/gallery/images"] = (images * masks[:, None] if black_background else images).astype(np.float16)
         arrays[f"{split}/gallery/masks"] = masks
         arrays[f"{split}/gallery/labels"] = np.arange(6) % k
     run.write_json("explanations.json", record)
@@ -102,6 +129,26 @@ def write_run(
     run.write_json("summary.json", summary)
     run.mark_done("ok")
     return run.path
+
+
+def _epochs(val_loss: Sequence[float], val_accuracy: float, selectable: Sequence[bool] | None) -> list[dict]:
+    flags = [True] * len(val_loss) if selectable is None else list(selectable)
+    return [{"epoch": e, "train_loss": loss + 0.1, "val_loss": loss, "val_accuracy": val_accuracy - loss / 10,
+             "val_cross_entropy": loss, "selectable": flag, "seconds": 2.0}
+            for e, (loss, flag) in enumerate(zip(val_loss, flags, strict=True))]
+
+
+def _selection(epochs: list[dict]) -> dict:
+    """``summary.json``'s selection, by the harness's rule (lowest selectable validation loss)."""
+    last = epochs[-1]
+    selection = {"rule": SELECTION_RULE, "epochs": len(epochs), "last_epoch": last["epoch"],
+                 "last_val_loss": last["val_loss"], "last_val_accuracy": last["val_accuracy"]}
+    candidates = [e for e in epochs if e["selectable"]]
+    if not candidates:
+        return {**selection, "selected_epoch": last["epoch"], "fallback": "no selectable epoch"}
+    best = min(candidates, key=lambda e: (e["val_loss"], e["epoch"]))
+    return {**selection, "selected_epoch": best["epoch"], "selected_val_loss": best["val_loss"],
+            "selected_val_accuracy": best["val_accuracy"]}
 
 
 def write_errored(root: Path, method: str, seed: int, error: str, experiment: str = "fake_bias") -> Path:

@@ -12,10 +12,10 @@ from benchmarks.report import build_report, figures, writer
 from benchmarks.report.build import generate
 from benchmarks.report.claims import FAILS, HOLDS, NOT_MEASURED
 from benchmarks.report.selection import draw_table, select
-from benchmarks.report.splits import split_roles
+from benchmarks.report.splits import split_roles, stated
 from benchmarks.report.tidy import collect, tidy
 
-from .conftest import damage, failing_records, holding_records, write_errored, write_run
+from .conftest import damage, experiment_fields, failing_records, holding_records, write_errored, write_run
 
 
 def _files(root):
@@ -66,10 +66,10 @@ def test_claims_hold_when_the_numbers_support_them(holding):
                                                                            5: HOLDS}
     paired = pd.read_csv(reports / "tables" / "paired_fake_bias_smoke.csv")
     assert set(paired["other"]) == {"isnet_fast", "rrr", "standard"}
-    assert paired["pairing"].str.startswith("seed ensemble").all()
-    assert (paired["mcnemar_p_holm"] >= paired["mcnemar_p"]).all()
+    assert (paired["pairing"] == "paired").all()
+    assert (paired["accuracy_p_holm"] >= paired["accuracy_p"]).all()
     text = (reports / "README.md").read_text()
-    assert "McNemar" in text and "DeLong" in text and "Holm-Bonferroni" in text
+    assert "the difference of the two methods' seed means" in text and "Holm-Bonferroni" in text
 
 
 def test_failed_errored_and_damaged_runs_are_listed_and_damaged_left_out(holding):
@@ -125,7 +125,7 @@ def test_claims_not_measured_without_isnet(tmp_path):
     files, _ = generate(root, figures=False)
     text = files["README.md"].decode()
     assert set(_verdicts(files["tables/claims.csv"]).values()) == {NOT_MEASURED}
-    assert "Not computed: no `isnet` runs" in text
+    assert "Not computed: no runs of a reference method (role `reference` in the records)" in text
     assert "Not drawn: fewer than two bias strengths" in text
 
 
@@ -138,7 +138,9 @@ def test_bias_strength_figure_when_strengths_are_recorded(tmp_path):
     files, _ = generate(root, figures=False)
     assert "![accuracy against bias strength](figures/accuracy_vs_bias_strength.png)" in files["README.md"].decode()
     selected = select(tidy(collect(root)))
-    roles = {(e, "smoke"): split_roles(e, ["biased", "deceiving"]) for e in ("fake_bias_50", "fake_bias_100")}
+    statement = stated(experiment_fields("fake_bias"))
+    roles = {(e, "smoke"): split_roles([statement], ["biased", "deceiving"], e)
+             for e in ("fake_bias_50", "fake_bias_100")}
     assert figures.bias_strength(selected, roles).startswith(b"\x89PNG")
     assert figures.bias_strength(selected[selected["experiment"] == "fake_bias_50"], roles) is None
 
@@ -162,12 +164,15 @@ def test_check_detects_changed_missing_and_stale_files(tmp_path, capsys):
     table = reports / "tables" / "accuracy_fake_bias_smoke.tex"
     table.write_text(table.read_text().replace("90.0", "99.0"))
     (reports / "tables" / "timing.csv").unlink()
+    listed = writer.listed(reports)
+    (reports / writer.MANIFEST).write_bytes(writer.manifest([*listed, "tables/old_experiment.csv"]))
     (reports / "tables" / "old_experiment.csv").write_text("stale\n")
     assert build_report(root, reports, figures=False, check=True) == 1
     out = capsys.readouterr().out
     assert "differs: tables/accuracy_fake_bias_smoke.tex" in out
     assert "missing: tables/timing.csv" in out
     assert "stale: tables/old_experiment.csv" in out
+    assert "differs: report-manifest.json" in out
     assert "dataset_samples" not in out and "performance" not in out
 
     assert build_report(root, reports, figures=False) == 0  # regenerating repairs it, foreign files stay
@@ -179,7 +184,7 @@ def test_check_detects_changed_missing_and_stale_files(tmp_path, capsys):
 
 def test_check_compares_figures_too(holding):
     _, reports, _ = holding
-    regenerated = {rel: path.read_bytes() for rel, path in writer.existing(reports).items()}
+    regenerated = {rel: (reports / rel).read_bytes() for rel in [*writer.listed(reports), writer.MANIFEST]}
     assert writer.compare(reports, regenerated) == []
     regenerated["figures/timing.png"] = regenerated["figures/timing.png"][:-10] + b"0123456789"
     assert writer.compare(reports, regenerated) == ["differs: figures/timing.png"]
