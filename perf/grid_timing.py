@@ -177,13 +177,14 @@ def time_cell(spec: MethodSpec, shape: Shape, hparams: dict, device: torch.devic
     optimizer = method.configure_optimizer()
     grad_clip = method.hparams.get("grad_clip")
     batch = bundle.train.batch(torch.arange(shape.batch)).to(device)
+    replicas = distributed.start_run(method, 0, 0)
 
-    def step() -> None:  # the body of benchmarks.training.train_run's batch loop
+    def step() -> None:  # the body of benchmarks.training._train_epoch's batch loop
         out = method.training_step(batch)
-        distributed.all_finite(out["loss"])
+        replicas.all_finite(out["loss"])
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
-        distributed.all_reduce_gradients(method, out)
+        replicas.all_reduce_gradients(out)
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
         optimizer.step()
