@@ -1,11 +1,13 @@
 """When a run has stopped improving: one rule for early stopping and for the report.
 
 A run is *still improving* when the lowest validation loss among its selectable epochs in
-the last quarter of its epochs (``ceil(n / 4)`` epochs, at least one) is more than 1 %
-below the lowest among its selectable epochs before that quarter. The harness stops a run
-as soon as it is no longer improving (once it has trained its profile's ``min_epochs``), and
-the report calls a method converged on an experiment when none of its seeds still improves
-at its last epoch. Pure Python: the report imports it without torch.
+the last quarter of its epochs (``ceil(n / 4)`` epochs, at least one) is lower than the
+lowest among its selectable epochs before that quarter by more than 1 % of the latter and by
+more than 0.001 (a validation loss that has fallen to almost zero, as a classifier reading a
+perfect shortcut's does, keeps halving in relative terms without meaning anything). The
+harness stops a run as soon as it is no longer improving (once it has trained its profile's
+``min_epochs``), and the report calls a method converged on an experiment when none of its
+seeds still improves at its last epoch. Pure Python: the report imports it without torch.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: smallest relative drop of the best validation loss that counts as an improvement
+#: smallest drop of the best validation loss that counts as an improvement: relative and absolute
 MIN_IMPROVEMENT = 0.01
+MIN_IMPROVEMENT_ABS = 0.001
+RULE = (
+    "a run is still improving when the lowest validation loss among its selectable epochs in the last quarter of "
+    "its epochs (ceil(epochs / 4), at least one) is lower than the lowest among its selectable epochs before that "
+    "quarter by more than 1 % of it and by more than 0.001; a method converged on an experiment when none of its "
+    "seeds is still improving (a run with no selectable epoch before its last quarter cannot be judged)"
+)
 
 
 def last_quarter(n_epochs: int) -> int:
@@ -23,20 +32,27 @@ def last_quarter(n_epochs: int) -> int:
     return max(1, math.ceil(n_epochs / 4))
 
 
-def still_improving(epochs: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether the run whose per-epoch records are ``epochs`` (``val_loss``, optional
-    ``selectable``) was still improving at its last epoch, by the rule above. A run with no
-    finite selectable validation loss before its last quarter counts as still improving."""
+def judge(epochs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The rule applied to one run's per-epoch records (``val_loss``, optional ``selectable``):
+    the best validation loss before the last quarter and in it, their relative change, and
+    whether the run is still improving (``None`` when nothing before the last quarter can be
+    compared with)."""
     tail = last_quarter(len(epochs))
-    head, last = epochs[:-tail], epochs[-tail:]
-    before = _best(head)
-    if before is None:
-        return True
-    after = _best(last)
-    return after is not None and after < before - MIN_IMPROVEMENT * abs(before)
+    before, last = _best(epochs[: len(epochs) - tail]), _best(epochs[len(epochs) - tail:])
+    if math.isnan(before):
+        return {"best_before": before, "best_last_quarter": last, "change": math.nan, "still_improving": None}
+    change = (last - before) / abs(before) if before else last - before
+    margin = max(MIN_IMPROVEMENT * abs(before), MIN_IMPROVEMENT_ABS)
+    improving = bool(not math.isnan(last) and last < before - margin)
+    return {"best_before": before, "best_last_quarter": last, "change": change, "still_improving": improving}
 
 
-def _best(epochs: Sequence[Mapping[str, Any]]) -> float | None:
+def still_improving(epochs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether training should go on: the run is still improving, or cannot be judged yet."""
+    return judge(epochs)["still_improving"] is not False
+
+
+def _best(epochs: Sequence[Mapping[str, Any]]) -> float:
     values = [float(e["val_loss"]) for e in epochs
               if e.get("selectable", True) and e.get("val_loss") is not None and math.isfinite(float(e["val_loss"]))]
-    return min(values) if values else None
+    return min(values) if values else math.nan

@@ -2,56 +2,26 @@
 and accuracy per epoch (``metrics.jsonl``) and the epoch its selection rule kept
 (``summary.json``'s ``selection``).
 
-The rule (:data:`RULE`): a run is *still improving* when the lowest validation loss among its
-selectable epochs in the last quarter of its epochs (``ceil(epochs / 4)``, at least one) is more
-than :data:`TOLERANCE` below the lowest among its selectable epochs before that quarter; a
-method *converged* on an experiment when none of its seeds is still improving. A run with no
-selectable epoch with a finite loss before its last quarter (a one-epoch schedule, say) cannot
-be judged.
+The rule is the harness's early-stopping rule, :mod:`benchmarks.convergence` (:data:`RULE`): a
+run is *still improving* when the best validation loss of its last quarter beats the best
+before it by more than a margin; a method *converged* on an experiment when none of its seeds
+is still improving. A run with no selectable epoch with a finite loss before its last quarter
+(a one-epoch schedule, say) cannot be judged.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.convergence import RULE, judge, last_quarter
 from benchmarks.report.tidy import OLDER_RECORD, Collection
 
-#: how much lower (relative) the last quarter's best validation loss must be to count as improving
-TOLERANCE = 0.01
-RULE = (
-    "a run is still improving when the lowest validation loss among its selectable epochs in the last quarter of its "
-    "epochs (ceil(epochs / 4), at least one) is more than 1 % below the lowest among its selectable epochs before "
-    "that quarter; a method converged on an experiment when none of its seeds is still improving (a run with no "
-    "selectable epoch before its last quarter cannot be judged)"
-)
+__all__ = ["RULE", "curves", "judge", "last_quarter", "not_converged", "runs_table", "verdict"]
+
 CONVERGED, NOT_CONVERGED, UNDETERMINED = "converged", "not converged", "cannot be judged"
 CURVE_COLUMNS = ["experiment", "profile", "method", "seed", "epoch", "val_loss", "val_accuracy", "selectable"]
-
-
-def last_quarter(epochs: int) -> int:
-    """How many of ``epochs`` epochs form the last quarter: ``ceil(epochs / 4)``, at least one."""
-    return max(1, math.ceil(epochs / 4))
-
-
-def _best(epochs: list[dict]) -> float:
-    losses = [float(e["val_loss"]) for e in epochs if e.get("selectable", True) and math.isfinite(e["val_loss"])]
-    return min(losses) if losses else math.nan
-
-
-def judge(epochs: list[dict]) -> dict:
-    """The rule applied to one run's epochs: the best validation loss before the last quarter
-    and in it, their relative change, and whether the run is still improving (``None``: it
-    cannot be judged)."""
-    q = last_quarter(len(epochs))
-    before, last = _best(epochs[: len(epochs) - q]), _best(epochs[len(epochs) - q :])
-    if math.isnan(before):
-        return {"best_before": before, "best_last_quarter": last, "change": math.nan, "still_improving": None}
-    change = (last - before) / abs(before) if before else (last - before)
-    improving = bool(not math.isnan(last) and last < before - TOLERANCE * abs(before))
-    return {"best_before": before, "best_last_quarter": last, "change": change, "still_improving": improving}
 
 
 def _selection(record_summary: dict, path: Path) -> dict:

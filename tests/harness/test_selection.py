@@ -122,6 +122,8 @@ def test_still_improving_rule_with_known_answers():
     assert still_improving(_epochs([1.0, 0.5, 0.6, 0.7, 0.4]))
     assert still_improving(_epochs([0.1, 0.9, 0.8], [False, True, True]))  # calibration epochs do not count
     assert still_improving(_epochs([0.5]))  # nothing before the last quarter to compare with
+    assert not still_improving(_epochs([0.5, 0.0008, 0.0004, 0.0001]))  # -88 % but under 0.001: a floor, not a gain
+    assert still_improving(_epochs([0.5, 0.02, 0.01, 0.005]))
 
 
 def test_early_stopping_stops_once_the_run_no_longer_improves(tmp_path, tiny_experiment):

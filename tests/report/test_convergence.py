@@ -30,6 +30,8 @@ def test_the_last_quarter_is_ceil_of_a_quarter_and_at_least_one_epoch():
     ([1.0, 0.8, 0.7, 0.99], None, False, 0.99 / 0.7 - 1),                       # worse at the end
     ([1.0, 1.0, 1.0, 0.99], None, False, -0.01),                                # exactly 1 % lower: not more
     ([1.0, 1.0, 1.0, 0.989], None, True, -0.011),
+    ([0.05, 0.05, 0.05, 0.0495], None, False, -0.01),                           # 1 % but under the 0.001 floor
+    ([0.05, 0.02, 0.0009, 0.0001], None, False, -8 / 9),                         # near zero: halving is no gain
     ([1.0, 0.9, 0.8, 0.1], [True, True, True, False], False, None),             # unselectable epochs do not count
     ([0.5], None, None, None),                                                  # one epoch: cannot be judged
     ([2.0, 1.0], [False, True], None, None),                                    # nothing selectable before
@@ -57,7 +59,7 @@ def test_the_report_says_plainly_which_method_did_not_converge(tmp_path):
     files, _ = generate(root)
     text = files["README.md"].decode()
     assert "**Did not converge** by this rule: `isnet` on fake_bias (smoke)." in text
-    assert "more than 1 % below the lowest among its selectable epochs before that quarter" in text
+    assert "by more than 1 % of it and by more than 0.001" in text
     assert f'records (`selection_rule`): "{SELECTION_RULE}"' in text
     table = pd.read_csv(io.BytesIO(files["tables/convergence.csv"]))
     assert dict(zip(table["method"], table["verdict"], strict=False)) == {"isnet": "not converged",
