@@ -121,13 +121,16 @@ def segmentation_loss(seg_logits: Tensor, masks: Tensor, smooth: float = 1.0) ->
 def build_backbone(name: str, num_classes: int, in_channels: int) -> nn.Module:
     """A randomly initialised classifier by name.
 
-    ``small_cnn`` (cpu profile), ``tiny_cnn`` (smoke profile), any torchvision classification
+    ``narrow_cnn`` (cpu profile: the SmallCNN at widths 8 / 16 / 32), ``small_cnn`` (widths 16 / 32 /
+    64), ``tiny_cnn`` (smoke profile), any torchvision classification
     model (``resnet18``, ``vgg11_bn``, ``densenet121``, ...) or ``timm:<name>`` for timm.
     Grey-scale inputs are fed to 3-channel torchvision / timm models by adapting the first
     layer's input channels, so images are never copied three times.
     """
     if name == "small_cnn":
         return SmallCNN(num_classes, in_channels)
+    if name == "narrow_cnn":
+        return SmallCNN(num_classes, in_channels, widths=(8, 16, 32))
     if name == "tiny_cnn":
         return SmallCNN(num_classes, in_channels, widths=(8, 16))
     if name.startswith("timm:"):
@@ -140,7 +143,7 @@ def build_backbone(name: str, num_classes: int, in_channels: int) -> nn.Module:
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     except ValueError as err:
         examples = sorted(torchvision.models.list_models())[:8]
-        known = ", ".join(["small_cnn", "tiny_cnn", "timm:<name>", *examples, "..."])
+        known = ", ".join(["narrow_cnn", "small_cnn", "tiny_cnn", "timm:<name>", *examples, "..."])
         raise ValueError(f"unknown backbone {name!r}; use one of {known}") from err
     if in_channels != 3:
         _adapt_first_conv(model, in_channels)

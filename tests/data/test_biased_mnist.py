@@ -24,7 +24,9 @@ def test_registration() -> None:
     assert SPEC.test_splits == ("biased", "unbiased", "deceiving")
     assert SPEC.id_split == "biased" and SPEC.shift_splits == ("unbiased", "deceiving")
     assert set(SPEC.profiles) == set(SCALES)
-    assert SPEC.profile("cpu").backbone == "small_cnn" and SPEC.profile("cpu").image_size == 28
+    assert SPEC.profile("cpu").backbone == "narrow_cnn" and SPEC.profile("cpu").image_size == 28
+    cpu = SPEC.profile("cpu")
+    assert cpu.data["n_train"] + cpu.data["n_val"] + cpu.data["n_test"] == 5000  # every bundled digit
     assert SPEC.profile("paper").backbone == "densenet121" and SPEC.profile("paper").image_size == 224
 
 
