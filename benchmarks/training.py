@@ -184,8 +184,11 @@ def train_run(
     method_spec: MethodSpec,
     position: int = 0,
     show_progress: bool = True,
+    keep_weights: bool = False,
 ) -> str:
-    """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``)."""
+    """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``).
+    ``keep_weights`` keeps ``best.pt`` (the selected weights) and ``checkpoint.pt`` in the
+    finished record, for tools that probe the trained model (``benchmarks.probe``)."""
     run = distributed.run_dir(task.folder)
     profile = experiment.profile(task.profile)
     device = torch.device(task.device)
@@ -230,7 +233,7 @@ def train_run(
         run.mark_done("failed", reason=str(err))
         return "failed"
     bar.close()
-    _evaluate(run, task, experiment, method, bundle, profile.batch_size, device, epochs)
+    _evaluate(run, task, experiment, method, bundle, profile.batch_size, device, epochs, keep_weights)
     return "ok"
 
 
@@ -320,6 +323,7 @@ def _evaluate(
     batch_size: int,
     device: torch.device,
     epochs: list[dict[str, Any]],
+    keep_weights: bool = False,
 ) -> None:
     """Load the selected weights, predict every test split, measure explanations, then write
     the summary and ``done``."""
@@ -341,7 +345,7 @@ def _evaluate(
     run.write_json("explanations.json", record)
     run.write_arrays("explanations.npz", arrays)
     run.write_json("summary.json", summary)
-    run.mark_done("ok")
+    run.mark_done("ok", keep_checkpoint=keep_weights)
 
 
 def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]], max_epochs: int) -> dict[str, Any]:
