@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.data.bias import BiasConfig, BiasInjector, dilate, draw_stamps, place_stamps, single_thread
+from benchmarks.data.bias import BiasConfig, BiasInjector, single_thread
+from benchmarks.data.markers import dilate, draw_stamps, place_stamps
 
 REFERENCE_SIZE = 64  # pixel lengths below are given for this image size
 

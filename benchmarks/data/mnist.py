@@ -101,7 +101,7 @@ def foreground_masks(images: np.ndarray, threshold: int, dilation: int, fill_hol
         from scipy import ndimage
 
         fg = np.stack([ndimage.binary_fill_holes(m) for m in fg])
-    from benchmarks.data.bias import square_dilation
+    from benchmarks.data.markers import square_dilation
 
     t = square_dilation(torch.from_numpy(fg).float()[:, None], dilation)
     return (t > 0).to(torch.uint8).numpy()

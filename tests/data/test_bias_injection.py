@@ -7,20 +7,14 @@ import numpy as np
 import pytest
 
 from benchmarks.data.bias import (
-    BANDS,
     GROUP_CLASS_MARKER,
     GROUP_NO_MARKER,
     GROUP_OTHER_MARKER,
-    SHAPES,
     BiasConfig,
     BiasInjector,
-    dilate,
-    free_positions,
     make_splits,
-    place_stamps,
-    shape_stamp,
-    text_stamp,
 )
+from benchmarks.data.markers import BANDS, SHAPES, dilate, free_positions, place_stamps, shape_stamp, text_stamp
 
 
 def _blobs(n: int = 60, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from benchmarks.data import fashion
-from benchmarks.data.bias import GROUP_CLASS_MARKER, GROUP_OTHER_MARKER, dilate
+from benchmarks.data.bias import GROUP_CLASS_MARKER, GROUP_OTHER_MARKER
+from benchmarks.data.markers import dilate
 from benchmarks.experiments import biased_fashion_mnist as module
 
 SPEC = module.biased_fashion_mnist.__experiment_spec__

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from benchmarks.api import SCALES, TensorSplit
-from benchmarks.data.bias import GROUP_CLASS_MARKER, GROUP_NO_MARKER, GROUP_OTHER_MARKER, dilate
+from benchmarks.data.bias import GROUP_CLASS_MARKER, GROUP_NO_MARKER, GROUP_OTHER_MARKER
+from benchmarks.data.markers import dilate
 from benchmarks.data.mnist import load_mnist_5k, stratified_split
 from benchmarks.experiments import biased_mnist as module
 

@@ -12,7 +12,7 @@ from benchmarks.api import SCALES
 from benchmarks.data import cxr_render
 from benchmarks.data import lung_templates as lungs
 from benchmarks.data import synthetic_cxr as cxr
-from benchmarks.data.bias import dilate
+from benchmarks.data.markers import dilate
 from benchmarks.experiments import synthetic_cxr as module
 
 COVID = module.synthetic_covid.__experiment_spec__
