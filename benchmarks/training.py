@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from benchmarks import distributed, provenance
 from benchmarks.api import (
+    Batch,
     DataBundle,
     ExperimentProfile,
     ExperimentSpec,
@@ -237,6 +238,25 @@ def train_run(
     return "ok"
 
 
+def train_step(method: Method, optimizer: torch.optim.Optimizer, replicas: distributed.Replicas, batch: Batch,
+               grad_clip: float | None, where: str = "") -> dict[str, float]:
+    """One optimiser step on ``batch`` (gradients all-reduced across replicas, clipped at norm
+    ``grad_clip``); returns the step's scalar loss terms. Raises :class:`TrainingDiverged`,
+    naming ``where``, on a non-finite loss."""
+    out = method.training_step(batch)
+    loss = out["loss"]
+    if not replicas.all_finite(loss):
+        terms = {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
+        raise TrainingDiverged(f"non-finite loss at {where}: {terms}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    replicas.all_reduce_gradients(out)
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
+    optimizer.step()
+    return {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
+
+
 def _train_epoch(method: Method, optimizer: torch.optim.Optimizer, replicas: distributed.Replicas,
                  bundle: DataBundle, profile: ExperimentProfile, device: torch.device, epoch: int, seed: int,
                  bar: tqdm) -> dict[str, Any]:
@@ -249,23 +269,12 @@ def _train_epoch(method: Method, optimizer: torch.optim.Optimizer, replicas: dis
     sums: dict[str, float] = {}
     steps = 0
     for step, batch in enumerate(replicas.batches(bundle.train, profile.batch_size, seed * 100_003 + epoch)):
-        out = method.training_step(batch.to(device))
-        loss = out["loss"]
-        if not replicas.all_finite(loss):
-            terms = {k: float(v.detach()) for k, v in out.items() if k != "logits" and v.numel() == 1}
-            raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {step}: {terms}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        replicas.all_reduce_gradients(out)
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
-        optimizer.step()
-        for key, value in out.items():
-            if key != "logits" and value.numel() == 1:
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
+        terms = train_step(method, optimizer, replicas, batch.to(device), grad_clip, f"epoch {epoch}, step {step}")
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value
         steps += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+        bar.set_postfix(loss=f"{terms['loss']:.3f}", refresh=False)
     return {
         "epoch": epoch,
         **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},

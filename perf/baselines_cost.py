@@ -32,7 +32,6 @@ import gc
 import importlib
 import os
 import pkgutil
-import platform
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.api import Batch, Method, MethodSpec, ModelContext  # noqa: E402
 from benchmarks.architectures import build_backbone  # noqa: E402
+from benchmarks.resources import cpu_model  # noqa: E402
 
 BENCHMARK_MODELS = (
     "standard",
@@ -178,16 +178,6 @@ def measure(spec: MethodSpec, scale: str, device: torch.device, reps: int, batch
     return Row(spec.name, params_train, params_test, step_s, infer_s)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _millions(n: int) -> str:
     return f"{n / 1e6:.2f} M" if n >= 10_000 else f"{n / 1e3:.1f} k"
 
@@ -254,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(table(rows, scale, reps, batch_size, args.device))
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     command = " ".join(["python perf/baselines_cost.py", *(argv if argv is not None else sys.argv[1:])])
     header = [
         "## Cost of the benchmark models (relative to the standard classifier)",

@@ -27,7 +27,7 @@ from benchmarks.api import DataBundle, ExperimentSpec, Method, MethodSpec, Tenso
 from benchmarks.explanations import EXPLAINED_IMAGES
 from benchmarks.explanations import explanation_record as harness_explanation_record
 from benchmarks.store import RunDir
-from benchmarks.training import build_method, predict_split, validate
+from benchmarks.training import build_method, predict_split, train_step, validate
 from perf.timing import time_call
 
 EXPLAIN_CHUNK = 32  # images per call of an explainer in benchmarks.explanations
@@ -179,18 +179,8 @@ def time_cell(spec: MethodSpec, shape: Shape, hparams: dict, device: torch.devic
     batch = bundle.train.batch(torch.arange(shape.batch)).to(device)
     replicas = distributed.start_run(method, 0, 0)
 
-    def step() -> None:  # the body of benchmarks.training._train_epoch's batch loop
-        out = method.training_step(batch)
-        replicas.all_finite(out["loss"])
-        optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        replicas.all_reduce_gradients(out)
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(method.parameters(), float(grad_clip))
-        optimizer.step()
-        for key, value in out.items():
-            if key != "logits" and value.numel() == 1:
-                float(value.detach())
+    def step() -> None:  # the harness's own optimiser step
+        train_step(method, optimizer, replicas, batch, grad_clip)
 
     def val() -> None:
         validate(method, bundle.val, shape.batch, device)

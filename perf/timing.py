@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+
+from benchmarks.resources import cpu_model
 
 
 def synchronize(device: torch.device) -> None:
@@ -102,16 +103,6 @@ def cuda_peak_bytes(fn: Callable[[], object], device: torch.device) -> tuple[int
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def nvidia_smi() -> str | None:
     """``nvidia-smi``'s GPU inventory (name, driver, memory, power limit, clocks), or None."""
     exe = shutil.which("nvidia-smi")
@@ -129,9 +120,9 @@ def nvidia_smi() -> str | None:
 def describe(device: torch.device) -> list[str]:
     """Markdown bullet lines naming the machine a measurement ran on."""
     lines = [f"- torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} logical CPUs "
-             f"({cpu_name()}), {torch.get_num_threads()} torch threads"]
+             f"({cpu_model()}), {torch.get_num_threads()} torch threads"]
     if device.type != "cuda":
-        return [f"- device: CPU ({cpu_name()})", *lines]
+        return [f"- device: CPU ({cpu_model()})", *lines]
     props = torch.cuda.get_device_properties(device)
     lines = [
         f"- device: {props.name}, {props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs, "
