@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import kernels
 from benchmarks.resources import cpu_model
 
 PACKAGES = ("torch", "torchvision", "timm", "captum", "numpy", "scikit-learn", "pandas", "isnet-benchmarks")
@@ -67,8 +68,9 @@ def device_name(device: torch.device) -> str:
 
 def start_entry(device: torch.device, resumed_from_epoch: int) -> dict[str, Any]:
     """What one start (``resumed_from_epoch`` 0) or resume of a run ran on: the torch thread
-    count and the device change a run's numbers on the CPU, so every sitting is recorded."""
-    return {
+    count, the device and, on the CPU, the kernels' instruction set change a run's numbers, so
+    every sitting records them (:func:`benchmarks.kernels.describe`)."""
+    entry = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threads": torch.get_num_threads(),
         "device": device_name(device),
@@ -76,6 +78,9 @@ def start_entry(device: torch.device, resumed_from_epoch: int) -> dict[str, Any]
         "torch": torch.__version__,
         "resumed_from_epoch": int(resumed_from_epoch),
     }
+    if device.type == "cpu":
+        entry["kernels"] = kernels.describe()
+    return entry
 
 
 def collect(device: torch.device, data_checksum: str) -> dict[str, Any]:

@@ -68,6 +68,9 @@ class RunTask:
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
     experiment_profile: dict[str, Any] = field(default_factory=dict)
+    #: ``(relative size, draw)``: multiply every initial weight by ``1 + size * N(0, 1)`` noise
+    #: (draw ``draw``), to measure how far float noise moves a run (``None``: no perturbation)
+    perturbation: tuple[float, int] | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -81,6 +84,8 @@ class RunTask:
             "hparams": self.hparams,
             "hparam_index": self.hparam_index,
             "experiment_profile": self.experiment_profile,
+            **({"init_perturbation": {"relative": self.perturbation[0], "draw": self.perturbation[1]}}
+               if self.perturbation else {}),
         }
 
     @property
@@ -92,6 +97,18 @@ class RunTask:
     def label(self) -> str:
         draw = f"/h{self.hparam_index}" if self.hparam_index else ""
         return f"{self.experiment}/{self.method}/seed{self.seed}{draw}"
+
+
+def perturb_weights(module: torch.nn.Module, relative: float, draw: int) -> None:
+    """Multiply every floating-point parameter by ``1 + relative * N(0, 1)`` noise from a
+    generator of its own (seeded by ``draw``), leaving torch's global random state alone, so
+    that the perturbed run differs from the original in its initial weights only."""
+    generator = torch.Generator().manual_seed(1_000_003 + int(draw))
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.is_floating_point():
+                noise = torch.randn(p.shape, generator=generator, dtype=torch.float64)
+                p.mul_((1 + relative * noise).to(p.dtype))
 
 
 def seed_everything(seed: int) -> None:
@@ -191,13 +208,16 @@ def train_run(
     ``keep_weights`` keeps ``best.pt`` (the selected weights) and ``checkpoint.pt`` in the
     finished record, for tools that probe the trained model (``benchmarks.probe``)."""
     run = distributed.run_dir(task.folder)
-    profile = experiment.profile(task.profile)
+    profile = task_profile(task, experiment)
     device = torch.device(task.device)
     seed_everything(task.seed)
     bundle = experiment.build(profile, task.seed, task.cache_dir)
     if method_spec.needs_masks and not bundle.has_masks:
         raise ValueError(f"{task.method} needs foreground masks but {task.experiment} has none")
-    method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams).to(device)
+    method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams)
+    if task.perturbation:
+        perturb_weights(method, *task.perturbation)
+    method = method.to(device)
     optimizer = method.configure_optimizer()
 
     epochs, earlier = _resume(run, task, method, optimizer, device)
@@ -336,7 +356,7 @@ def _evaluate(
 ) -> None:
     """Load the selected weights, predict every test split, measure explanations, then write
     the summary and ``done``."""
-    selection = _select(run, method, epochs, experiment.profile(task.profile).epochs)
+    selection = _select(run, method, epochs, task_profile(task, experiment).epochs)
     summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {},
                                "selection": selection}
     for name in experiment.test_splits:
@@ -382,6 +402,14 @@ def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]], max_epoch
         method.load_state_dict(saved["model"])
     return {**selection, "selected_epoch": chosen["epoch"], "selected_val_loss": chosen["val_loss"],
             "selected_val_accuracy": chosen["val_accuracy"]}
+
+
+def task_profile(task: RunTask, experiment: ExperimentSpec) -> ExperimentProfile:
+    """The settings a run trains with: those its task carries (part of its identity, so a study
+    may change the epochs or the image size of a profile), else its experiment's profile."""
+    if task.experiment_profile:
+        return ExperimentProfile(**task.experiment_profile)
+    return experiment.profile(task.profile)
 
 
 def profile_settings(profile: ExperimentProfile) -> dict[str, Any]:
