@@ -44,6 +44,7 @@ from benchmarks.api import (
 )
 from benchmarks.architectures import build_backbone
 from benchmarks.batching import count_batches, iterate_batches
+from benchmarks.behaviour import behaviour_record
 from benchmarks.convergence import still_improving
 from benchmarks.explanations import explanation_record
 from benchmarks.store import CorruptRecordError, RunDir, run_path
@@ -359,17 +360,22 @@ def _evaluate(
     selection = _select(run, method, epochs, task_profile(task, experiment).epochs)
     summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {},
                                "selection": selection}
+    intact: dict[str, np.ndarray] = {}
     for name in experiment.test_splits:
         split = bundle.tests[name]
         started = time.perf_counter()
         pred = predict_split(method, split, batch_size, device)
         seconds = time.perf_counter() - started
         run.write_predictions(name, pred)
+        intact[name] = pred["logits"].argmax(1).astype(np.int16)
         accuracy, loss = _accuracy_and_loss(pred)
         summary["splits"][name] = {"accuracy": accuracy, "loss": loss, "n": len(split), "inference_seconds": seconds}
     chosen = epochs[selection["selected_epoch"]] if epochs else {}
     summary["val_accuracy"] = chosen.get("val_accuracy", float("nan"))
     summary["val_loss"] = chosen.get("val_loss", float("nan"))
+    record, arrays = behaviour_record(method, bundle, experiment.test_splits, intact, batch_size, device)
+    run.write_json("counterfactuals.json", record)
+    run.write_arrays("counterfactuals.npz", arrays)
     record, arrays = explanation_record(method, bundle, experiment.test_splits, task.profile, device)
     run.write_json("explanations.json", record)
     run.write_arrays("explanations.npz", arrays)

@@ -144,9 +144,10 @@ def table(out: Path) -> str:
             worst[name][0] = max(worst[name][0], e_spread)
             worst[name][1] = max(worst[name][1], a_spread)
             worst[name][2] += sum(o.epochs for o in got)
+            accuracies = ", ".join(f"{o.val_accuracy:.3f}" for o in got)
             lines.append(f"| {experiment} / {method} / seed {seed} | {name} | {', '.join(str(o.epochs) for o in got)} "
-                         f"| {', '.join(str(o.selected) for o in got)} "
-                         f"| {', '.join(f'{o.val_accuracy:.3f}' for o in got)} | {e_spread} | {100 * a_spread:.1f} pp |")
+                         f"| {', '.join(str(o.selected) for o in got)} | {accuracies} | {e_spread} "
+                         f"| {100 * a_spread:.1f} pp |")
     lines += ["", "| rule | worst spread of the epochs | worst spread of the accuracy | epochs trained in all |",
               "|---|---:|---:|---:|"]
     lines += [f"| {name} | {w[0]} | {100 * w[1]:.1f} pp | {w[2]} |" for name, w in worst.items()]
