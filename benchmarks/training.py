@@ -207,7 +207,7 @@ def train_run(
 ) -> str:
     """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``).
     ``keep_weights`` keeps ``best.pt`` (the selected weights) and ``checkpoint.pt`` in the
-    finished record, for tools that probe the trained model (``benchmarks.probe``)."""
+    finished record, for studies that start another run from the trained weights."""
     run = distributed.run_dir(task.folder)
     profile = task_profile(task, experiment)
     device = torch.device(task.device)
