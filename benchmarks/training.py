@@ -72,6 +72,11 @@ class RunTask:
     #: ``(relative size, draw)``: multiply every initial weight by ``1 + size * N(0, 1)`` noise
     #: (draw ``draw``), to measure how far float noise moves a run (``None``: no perturbation)
     perturbation: tuple[float, int] | None = None
+    #: where the exported classifier's initial weights come from (:data:`benchmarks.pretraining.SOURCES`;
+    #: ``None``: the method's own random initialisation)
+    init: str | None = None
+    #: the arm of a study this run belongs to (empty for the grid's runs)
+    arm: str = ""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -87,6 +92,8 @@ class RunTask:
             "experiment_profile": self.experiment_profile,
             **({"init_perturbation": {"relative": self.perturbation[0], "draw": self.perturbation[1]}}
                if self.perturbation else {}),
+            **({"init": self.init} if self.init else {}),
+            **({"arm": self.arm} if self.arm else {}),
         }
 
     @property
@@ -216,6 +223,11 @@ def train_run(
     if method_spec.needs_masks and not bundle.has_masks:
         raise ValueError(f"{task.method} needs foreground masks but {task.experiment} has none")
     method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams)
+    if task.init:
+        from benchmarks.pretraining import load_matching, pretrained_state
+
+        load_matching(method.export(), pretrained_state(task.init, profile.backbone, bundle.in_channels,
+                                                        profile.image_size, task.cache_dir))
     if task.perturbation:
         perturb_weights(method, *task.perturbation)
     method = method.to(device)

@@ -86,6 +86,7 @@ CXR_DEFAULTS: dict = {
     "train_hospitals": {},
     "external_hospitals": {},
     "data_seed": 0,
+    "shared_style": None,
 }
 
 
@@ -116,7 +117,11 @@ def build_cxr_tensors(
     """All four splits of one synthetic CXR task as flat ``"<split>/<field>"`` tensors, and
     each test split re-rendered in the style of every hospital, training and external
     (``"<split>/rerendered/<hospital>"``: the same patients, lungs and masks; see
-    :func:`_render_split`)."""
+    :func:`_render_split`). With ``p["shared_style"]`` (a style name) every hospital looks alike
+    (that style), keeping its own class shares and patients: the no-shortcut control, which has
+    nothing to re-render."""
+    if p["shared_style"] is not None and p["shared_style"] not in STYLES:
+        raise ValueError(f"unknown shared style {p['shared_style']!r}; known: {sorted(STYLES)}")
     train_h = hospitals_from(p["train_hospitals"])
     ext_h = hospitals_from(p["external_hospitals"])
     if {h.name for h in train_h} & {h.name for h in ext_h}:
@@ -135,11 +140,12 @@ def build_cxr_tensors(
             ("external", ext_h, "test", p["n_external"])]
     geometry = template_geometry(templates)
     out: dict[str, Tensor] = {}
+    shared = STYLES[p["shared_style"]] if p["shared_style"] else None
     for s_idx, (split, hospitals, pool, total) in enumerate(plan):
         where = (task, p, image_size, templates, geometry, seed, s_idx, hospitals, all_h, pools[pool], int(total))
-        for key, value in _render_split(*where, style=None).items():
+        for key, value in _render_split(*where, style=shared).items():
             out[f"{split}/{key}"] = value
-        if split in RERENDERED_SPLITS:
+        if split in RERENDERED_SPLITS and shared is None:
             for style in all_h:
                 out[f"{split}/rerendered/{style.name}"] = _render_split(*where, style=style)["images"]
     return out
@@ -216,7 +222,7 @@ def build_cxr_bundle(
                               torch.full((len(splits[name]),), majority[i], dtype=torch.long),
                               torch.full((len(splits[name]),), -1, dtype=torch.long), source=i)
                for i, h in enumerate(hospitals)]
-        for name in RERENDERED_SPLITS
+        for name in RERENDERED_SPLITS if f"{name}/rerendered/{hospitals[0].name}" in tensors
     }
     notes = {
         "recipe": recipe,

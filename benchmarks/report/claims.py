@@ -91,7 +91,8 @@ def _p(x: float) -> str:
 
 
 def _keys(analysis: Analysis) -> list[tuple[str, str]]:
-    return sorted(analysis.roles)
+    """The experiments that are evidence for the claims (no-shortcut controls are not)."""
+    return sorted(k for k, r in analysis.roles.items() if not r.control)
 
 
 def _primary(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> pd.Series | None:

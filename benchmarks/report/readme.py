@@ -17,10 +17,12 @@ from benchmarks.report.analysis import Analysis
 from benchmarks.report.behaviour import HEADLINE_RULE
 from benchmarks.report.behaviour_figure import headline_figure
 from benchmarks.report.comparisons import ESTIMATOR
+from benchmarks.report.control import control_pairs, control_table
 from benchmarks.report.curves import learning_curves
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
 from benchmarks.report.explanations import EXPLANATION_METRICS, black_background_share
 from benchmarks.report.gallery import gallery
+from benchmarks.report.studies import study_tables
 from benchmarks.report.table import Table, slug
 from benchmarks.report.tidy import Collection
 from benchmarks.resources import read_invocations
@@ -102,7 +104,7 @@ def readme(inputs: Inputs) -> str:
     for key in experiment_keys(inputs.selected):
         inputs.say(f"tables and figures of {key[0]} ({key[1]})")
         out += experiment(inputs, key)
-    sections = (bias_strength, timing, cost, model_selection, left_out, provenance, files_list)
+    sections = (controls, studies, bias_strength, timing, cost, model_selection, left_out, provenance, files_list)
     for section in sections:
         out += section(inputs)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -328,6 +330,30 @@ def galleries(inputs: Inputs, key: tuple[str, str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- whole grid
+def studies(inputs: Inputs) -> list[str]:
+    """The studies recorded beside the grid (``<runs>/studies/<name>``)."""
+    tables = study_tables(inputs.collection.root)
+    if not tables:
+        return []
+    return ["## Studies", "", "Records of these studies lie beside the grid's, under `studies/<name>/`; each table "
+            "says how to run its study again.", "", *(inputs.files.table(t) for t in tables)]
+
+
+def controls(inputs: Inputs) -> list[str]:
+    """Each no-shortcut control beside its experiment (controls are never claim evidence)."""
+    pairs = control_pairs(inputs.analysis)
+    if not pairs:
+        return []
+    out = ["## No-shortcut controls", "",
+           "A control experiment renders the same patients with every hospital in one style, so the shortcut is gone "
+           "and only the disease can be learnt; the claims leave controls out.", ""]
+    for control, main in pairs:
+        table = control_table(inputs.analysis, control, main, inputs.note)
+        if table is not None:
+            out.append(inputs.files.table(table))
+    return out
+
+
 def bias_strength(inputs: Inputs) -> list[str]:
     out = ["## Accuracy against bias strength", ""]
     png = fg.bias_strength(inputs.selected, inputs.analysis.roles, draw=inputs.draw)

@@ -129,3 +129,19 @@ def test_biased_mnist_rerenders_the_same_digits_with_another_marker(tmp_path):
     marked = copies["deceiving"].background_class
     assert ((marked != biased.labels) | (marked < 0)).all() and (marked >= 0).float().mean() > 0.9
     assert (copies["unbiased"].background_class == -1).all()
+
+
+def test_the_no_shortcut_control_is_every_patient_in_one_hospitals_style(covid, tmp_path):
+    spec = cxr_module.synthetic_covid_control.__experiment_spec__
+    profile = spec.profile("smoke")
+    control = spec.build(replace(profile, data={**profile.data, **TINY_CXR}), 0, tmp_path)
+    assert control.counterfactuals == {}  # one style: nothing to re-render
+    style = cxr_module.CONTROL_STYLE
+    for name in ("train", "in_distribution", "external"):
+        main = covid.train if name == "train" else covid.tests[name]
+        shown = control.train if name == "train" else control.tests[name]
+        assert torch.equal(shown.masks, main.masks) and torch.equal(shown.labels, main.labels)
+        assert torch.equal(shown.groups, main.groups)  # the same hospitals, shares and patients
+        if name != "train":  # exactly the experiment's re-rendering in the shared style
+            copy = next(c for c in covid.counterfactuals[name] if c.name == f"rerendered:hospital_{style}")
+            assert torch.equal(shown.images, copy.images)
