@@ -164,6 +164,18 @@ def damaged_table(damaged: Sequence) -> Table:
 
 
 # --------------------------------------------------------------------------- provenance
+def _kernel_items(kernels: dict | None) -> list[tuple[str, str]]:
+    """What a CPU start recorded about its numerics (:func:`benchmarks.kernels.describe`)."""
+    if not isinstance(kernels, dict):
+        return []
+    cpu_id = kernels.get("cpu_id") or {}
+    ident = ", ".join(f"{k} {v}" for k, v in sorted(cpu_id.items()))
+    caps = ", ".join(f"{k}={v}" for k, v in sorted((kernels.get("caps") or {}).items())) or "none"
+    return [("CPU", f"{kernels.get('cpu')} ({ident}); flags: {' '.join(kernels.get('kernel_flags') or [])}"),
+            ("CPU kernels", f"ATen {kernels.get('aten_capability')}; caps: {caps}"),
+            ("oneDNN / MKL", f"{kernels.get('onednn')} / {kernels.get('mkl')}")]
+
+
 def provenance_tables(collection_records: Sequence, frame: pd.DataFrame) -> list[Table]:
     """Distinct commits, devices, platforms and package versions, and data checksums per
     experiment, each with the number of runs it covers."""
@@ -175,6 +187,7 @@ def provenance_tables(collection_records: Sequence, frame: pd.DataFrame) -> list
         items = [("git commit", str(prov.get("git_commit"))), ("device", str(prov.get("device"))),
                  ("platform", str(prov.get("platform"))), ("python", str(prov.get("python")))]
         items += [(f"package {k}", str(v)) for k, v in sorted((prov.get("packages") or {}).items())]
+        items += sorted({item for start in prov.get("starts") or [] for item in _kernel_items(start.get("kernels"))})
         for item in items:
             counts[item] = counts.get(item, 0) + 1
         exp = runs.loc[path, "experiment"] if path in runs.index else rec.config.get("experiment")
