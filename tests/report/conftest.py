@@ -71,16 +71,20 @@ def write_run(
     selectable: Sequence[bool] | None = None,
     starts: list[dict] | None = None,
     image_size: int = 8,
+    hparams_from_cli: Mapping[str, object] | None = None,
 ) -> Path:
     """One finished (or failed) fake run record; returns its folder.
 
     ``val_loss``: the validation loss per epoch (its validation accuracy is ``val_accuracy``
     minus the loss / 10); ``own=False``: the method's own explainer fails (no gallery);
     ``black_background``: gallery images are 0 outside the mask; ``starts``: provenance's list
-    of starts (absent when ``None``)."""
+    of starts (absent when ``None``); ``hparams_from_cli``: values set by ``run --hparams``
+    (recorded as the harness records them)."""
     data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
     config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
-              "hparams": {"lr": 0.001 * (hparam_index + 1)}, "hparam_index": hparam_index}
+              "hparams": {"lr": 0.001 * (hparam_index + 1), **(hparams_from_cli or {})}, "hparam_index": hparam_index}
+    if hparams_from_cli:
+        config["hparams_from_cli"] = dict(hparams_from_cli)
     run = RunDir(run_path(root, experiment, method, seed, config))
     profile = {"backbone": "tiny_cnn", "image_size": image_size, "epochs": len(val_loss), "data": data}
     run.write_json("config.json", {**config, "experiment_profile": profile, **experiment_fields(experiment),
