@@ -10,7 +10,7 @@ import pandas as pd
 
 from benchmarks.evaluation import catalogue
 from benchmarks.report import claims as cl
-from benchmarks.report import convergence, ledger, numerics, tables
+from benchmarks.report import convergence, ledger, numerics, published, tables
 from benchmarks.report import figures as fg
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.comparisons import ESTIMATOR
@@ -91,7 +91,7 @@ def readme(inputs: Inputs) -> str:
     for key in experiment_keys(inputs.selected):
         inputs.say(f"tables and figures of {key[0]} ({key[1]})")
         out += experiment(inputs, key)
-    sections = (bias_strength, timing, cost, model_selection, left_out, provenance, files_list)
+    sections = (published_figures, bias_strength, timing, cost, model_selection, left_out, provenance, files_list)
     for section in sections:
         out += section(inputs)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -285,6 +285,12 @@ def galleries(inputs: Inputs, key: tuple[str, str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- whole grid
+def published_figures(inputs: Inputs) -> list[str]:
+    """Other papers' published figures beside ours, for the experiments that reproduce their
+    benchmarks (nothing when the records hold no such experiment)."""
+    return published.section(inputs.analysis.metrics, inputs.files.table)
+
+
 def bias_strength(inputs: Inputs) -> list[str]:
     out = ["## Accuracy against bias strength", ""]
     png = fg.bias_strength(inputs.selected, inputs.analysis.roles, draw=inputs.draw)
