@@ -17,7 +17,9 @@ constructor accepts, so for such keys the method is built once at smoke scale
 The values override every hyper-parameter draw (the defaults and the sampled draws alike). A
 run with such values is a :class:`CliRunTask`: ``config.json`` records them under
 ``hparams_from_cli``, and they are part of the run's identity (hashed into its folder name), so a
-run with a changed value never resumes an old record.
+run with a changed value never resumes an old record (a value set equal to the default makes a
+record of its own too, which the model-selection table lists as a draw of its own). Without
+``--hparams`` runs are plain :class:`~benchmarks.training.RunTask` s, their folders unchanged.
 """
 
 from __future__ import annotations

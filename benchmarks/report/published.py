@@ -48,11 +48,12 @@ RRR_DECOY_MNIST = Publication(
     title="Decoy MNIST beside the RRR paper",
     source=(
         "Ross, Hughes & Doshi-Velez, *Right for the Right Reasons: Training Differentiable Models by Constraining "
-        "their Explanations*, IJCAI 2017, pp. 2662-2670 (doi 10.24963/ijcai.2017/371). The paper shows its Decoy "
-        "MNIST test accuracies as a bar chart, not in a table; the values below are those printed by the notebook "
-        "that draws that chart, `experiments/Decoy MNIST.ipynb` of the authors' repository github.com/dtak/rrr "
-        "(commit d83a16e), one training run each, on the 10,000 MNIST test digits with the test rule (a random "
-        "digit's shade)"
+        "their Explanations*, IJCAI 2017, pp. 2662-2670 (doi 10.24963/ijcai.2017/371), which shows its Decoy MNIST "
+        "test accuracies as a bar chart. The values below are those printed by the authors' notebook whose cell "
+        "draws that chart ('Overcoming confounds in Decoy MNIST'), `experiments/Decoy MNIST.ipynb` of "
+        "github.com/dtak/rrr (commit d83a16e): one training run each, tested on the 10,000 MNIST test digits with "
+        "the test rule (a random digit's shade). The paper's own text could not be read where this suite was "
+        "written, so no figure or table number is given"
     ),
     model=(
         "a multilayer perceptron 784-50-30-10 (ReLU) on raw 0-255 pixels, Adam (step 0.001), batch 256, 64 epochs, "
