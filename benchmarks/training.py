@@ -19,6 +19,7 @@ checkpoint, so they survive a kill too. Every start and resume appends what it r
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -77,6 +78,8 @@ class RunTask:
     init: str | None = None
     #: the arm of a study this run belongs to (empty for the grid's runs)
     arm: str = ""
+    #: hyper-parameters set on the command line (``run --hparams``; :mod:`benchmarks.hparams`)
+    hparams_from_cli: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -94,6 +97,7 @@ class RunTask:
                if self.perturbation else {}),
             **({"init": self.init} if self.init else {}),
             **({"arm": self.arm} if self.arm else {}),
+            **({"hparams_from_cli": dict(self.hparams_from_cli)} if self.hparams_from_cli else {}),
         }
 
     @property
@@ -104,7 +108,8 @@ class RunTask:
     @property
     def label(self) -> str:
         draw = f"/h{self.hparam_index}" if self.hparam_index else ""
-        return f"{self.experiment}/{self.method}/seed{self.seed}{draw}"
+        set_here = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.hparams_from_cli.items()))
+        return f"{self.experiment}/{self.method}/seed{self.seed}{draw}" + (f"[{set_here}]" if set_here else "")
 
 
 def perturb_weights(module: torch.nn.Module, relative: float, draw: int) -> None:

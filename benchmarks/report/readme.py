@@ -11,7 +11,7 @@ import pandas as pd
 from benchmarks.evaluation import catalogue
 from benchmarks.report import behaviour_tables as bt
 from benchmarks.report import claims as cl
-from benchmarks.report import convergence, ledger, numerics, tables
+from benchmarks.report import convergence, ledger, numerics, published, tables
 from benchmarks.report import figures as fg
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.behaviour import HEADLINE_RULE
@@ -104,7 +104,8 @@ def readme(inputs: Inputs) -> str:
     for key in experiment_keys(inputs.selected):
         inputs.say(f"tables and figures of {key[0]} ({key[1]})")
         out += experiment(inputs, key)
-    sections = (controls, studies, bias_strength, timing, cost, model_selection, left_out, provenance, files_list)
+    sections = (controls, published_figures, studies, bias_strength, timing, cost, model_selection, left_out,
+                provenance, files_list)
     for section in sections:
         out += section(inputs)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -352,6 +353,12 @@ def controls(inputs: Inputs) -> list[str]:
         if table is not None:
             out.append(inputs.files.table(table))
     return out
+
+
+def published_figures(inputs: Inputs) -> list[str]:
+    """Other papers' published figures beside ours, for the experiments that reproduce their
+    benchmarks (nothing when the records hold no such experiment)."""
+    return published.section(inputs.analysis.metrics, inputs.files.table)
 
 
 def bias_strength(inputs: Inputs) -> list[str]:

@@ -73,6 +73,7 @@ def write_run(
     image_size: int = 8,
     follows: float | None = None,
     faithful: bool | None = None,
+    hparams_from_cli: Mapping[str, object] | None = None,
 ) -> Path:
     """One finished (or failed) fake run record; returns its folder.
 
@@ -82,10 +83,13 @@ def write_run(
     of starts (absent when ``None``); ``follows``: the share of images whose prediction follows the
     marker of another class in a ``deceiving`` re-rendering of the biased split (counterfactual
     records; none when ``None``); ``faithful``: whether its heatmaps account for their logits
-    (faithfulness fields; absent when ``None``)."""
+    (faithfulness fields; absent when ``None``); ``hparams_from_cli``: values set by ``run --hparams``
+    (recorded as the harness records them)."""
     data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
     config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
-              "hparams": {"lr": 0.001 * (hparam_index + 1)}, "hparam_index": hparam_index}
+              "hparams": {"lr": 0.001 * (hparam_index + 1), **(hparams_from_cli or {})}, "hparam_index": hparam_index}
+    if hparams_from_cli:
+        config["hparams_from_cli"] = dict(hparams_from_cli)
     run = RunDir(run_path(root, experiment, method, seed, config))
     profile = {"backbone": "tiny_cnn", "image_size": image_size, "epochs": len(val_loss), "data": data}
     run.write_json("config.json", {**config, "experiment_profile": profile, **experiment_fields(experiment),
@@ -156,7 +160,8 @@ def _deceiving_copy(pred: dict[str, np.ndarray], follows: float, k: int, rng: np
     return {"biased/deceiving/pred": np.where(chosen, marker, intact).astype(np.int16),
             "biased/deceiving/background_class": marker.astype(np.int16),
             "biased/deceiving/donor": np.full(len(labels), -1, dtype=np.int32),
-            "biased/deceiving/source": np.asarray(-1, dtype=np.int16), "biased/deceiving/kind": np.asarray("rerendered")}
+            "biased/deceiving/source": np.asarray(-1, dtype=np.int16),
+            "biased/deceiving/kind": np.asarray("rerendered")}
 
 
 def _epochs(val_loss: Sequence[float], val_accuracy: float, selectable: Sequence[bool] | None) -> list[dict]:
