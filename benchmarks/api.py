@@ -156,10 +156,11 @@ class DataBundle:
 class ExperimentProfile:
     """What one profile (smoke / cpu / paper) of an experiment uses.
 
-    With ``min_epochs`` set, ``epochs`` is a maximum: a run stops as soon as it has trained
-    ``min_epochs`` epochs and its validation loss is no longer improving
-    (:func:`benchmarks.convergence.still_improving`, the rule the report's convergence
-    table applies); without it every run trains ``epochs`` epochs.
+    Every run trains ``epochs`` epochs and keeps its lowest-validation-loss epoch. ``min_epochs``
+    opts into early stopping: the run stops as soon as it has trained ``min_epochs`` epochs and its
+    validation loss is no longer improving (:func:`benchmarks.convergence.still_improving`); no
+    built-in profile uses it, because float noise moves where such a rule stops (the report's
+    "Stopping rules under float noise").
     """
 
     backbone: str

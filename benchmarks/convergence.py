@@ -1,13 +1,15 @@
-"""When a run has stopped improving: one rule for early stopping and for the report.
+"""When a run has stopped improving: the report's convergence diagnostic (and an opt-in early stop).
 
 A run is *still improving* when the lowest validation loss among its selectable epochs in
 the last quarter of its epochs (``ceil(n / 4)`` epochs, at least one) is lower than the
 lowest among its selectable epochs before that quarter by more than 1 % of the latter and by
 more than 0.001 (a validation loss that has fallen to almost zero, as a classifier reading a
-perfect shortcut's does, keeps halving in relative terms without meaning anything). The
-harness stops a run as soon as it is no longer improving (once it has trained its profile's
-``min_epochs``), and the report calls a method converged on an experiment when none of its
-seeds still improves at its last epoch. Pure Python: the report imports it without torch.
+perfect shortcut's does, keeps halving in relative terms without meaning anything). The report
+calls a method converged on an experiment when none of its seeds still improves at its last
+epoch: a diagnostic of the schedule's length. As a stopping rule (a profile's ``min_epochs``) it
+is fragile: float noise moves where it stops by up to 22 epochs (the report's "Stopping rules
+under float noise"), so no built-in profile stops early. Pure Python: the report imports it
+without torch.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ PROFILES = {
         data={"n_train": 300, "n_val": 100, "n_test": 100},
     ),
     "cpu": ExperimentProfile(  # biased MNIST's schedule: see the module docstring
-        backbone="narrow_cnn", image_size=28, epochs=24, min_epochs=8, batch_size=32, lr=1e-3,
+        backbone="narrow_cnn", image_size=28, epochs=24, batch_size=32, lr=1e-3,
         data={"n_train": 3500, "n_val": 500, "n_test": 1000},
     ),
     "paper": ExperimentProfile(
