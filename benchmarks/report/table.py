@@ -16,6 +16,8 @@ import pandas as pd
 from benchmarks.report.estimates import LEVEL
 
 CSV_FLOAT = "%.6g"
+#: marks a t-interval cut at the metric's range (:func:`t_cell`)
+CUT = "‡"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def to_csv(frame: pd.DataFrame) -> str:
 # ------------------------------------------------------------------------------- format
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "−": "--",
-        "†": r"$^\dagger$", "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "–": "--",
+        "†": r"$^\dagger$", "‡": r"$^\ddagger$",
+        "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "–": "--",
         "α": r"$\alpha$", "<": r"$<$", ">": r"$>$", "`": ""}
 
 
@@ -116,12 +119,17 @@ def finite(x: float) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x)) and np.isfinite(x)
 
 
+def _no_signed_zero(text: str) -> str:
+    """A number that rounds to zero has no sign to show: ``-0.0`` and ``+0.0`` are ``0.0``."""
+    return text.lstrip("+-") if float(text) == 0 else text
+
+
 def num(x: float, scale: float = 100.0, digits: int = 1) -> str:
-    return f"{scale * x:.{digits}f}" if finite(x) else "n/a"
+    return _no_signed_zero(f"{scale * x:.{digits}f}") if finite(x) else "n/a"
 
 
 def signed(x: float, scale: float = 100.0, digits: int = 1) -> str:
-    return f"{scale * x:+.{digits}f}" if finite(x) else "n/a"
+    return _no_signed_zero(f"{scale * x:+.{digits}f}") if finite(x) else "n/a"
 
 
 def pvalue(p: float) -> str:
@@ -144,11 +152,28 @@ def interval_cell(mean: float, t_half: float, low: float, high: float, *, scale:
     return Cell(md, tex.strip())
 
 
-def t_cell(mean: float, t_half: float, *, scale: float, digits: int) -> Cell:
+def t_cell(mean: float, t_half: float, *, scale: float, digits: int,
+           bounds: tuple[float, float] | None = None) -> Cell:
+    """``mean ±t_half``; with ``bounds`` (the metric's range, unscaled), an interval that runs
+    past them is given cut at them instead, ``mean [low, high]‡`` (see :func:`cut_text`)."""
     if not finite(mean):
         return Cell("n/a", "n/a")
     m, h = num(mean, scale, digits), num(t_half, scale, digits)
+    if bounds is not None and is_cut(mean, t_half, bounds):
+        low, high = max(bounds[0], mean - t_half), min(bounds[1], mean + t_half)
+        return Cell.text(f"{m} [{num(low, scale, digits)}, {num(high, scale, digits)}]{CUT}")
     return Cell(f"{m} ±{h}", f"{m} $\\pm$ {h}")
+
+
+def is_cut(mean: float, t_half: float, bounds: tuple[float, float]) -> bool:
+    """Whether :func:`t_cell` cuts this interval at ``bounds``."""
+    return finite(mean) and finite(t_half) and not bounds[0] <= mean - t_half <= mean + t_half <= bounds[1]
+
+
+def cut_text(bounds: str) -> str:
+    """What :data:`CUT` means in a caption (``bounds``: the metric's range as the table shows it)."""
+    return (f"{CUT}: mean ± half-width runs past the metric's range {bounds}, so the cell gives the interval "
+            "cut at that range, [low, high], instead.")
 
 
 def slug(*parts: str) -> str:

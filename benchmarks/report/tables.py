@@ -11,7 +11,20 @@ from benchmarks.report.analysis import Analysis
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import LEVEL, N_RESAMPLES, interval_text
 from benchmarks.report.splits import SplitRoles
-from benchmarks.report.table import Cell, Table, finite, interval_cell, num, pvalue, signed, slug, t_cell, t_text
+from benchmarks.report.table import (
+    Cell,
+    Table,
+    cut_text,
+    finite,
+    interval_cell,
+    is_cut,
+    num,
+    pvalue,
+    signed,
+    slug,
+    t_cell,
+    t_text,
+)
 
 EXPLANATION_NAMES = {
     "relevance_inside_mask": "Share of positive relevance inside the foreground mask",
@@ -163,8 +176,8 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         cells = [Cell.code(method), Cell.text(explainer), Cell.text(int(mb["seeds"].max()))]
         for split in splits:
             r = mb[mb["split"] == split]
-            cells.append(t_cell(r.iloc[0]["mean"], r.iloc[0]["t_half"], scale=100, digits=1) if len(r)
-                         else Cell.text("—"))
+            cells.append(t_cell(r.iloc[0]["mean"], r.iloc[0]["t_half"], scale=100, digits=1, bounds=(0.0, 1.0))
+                         if len(r) else Cell.text("—"))
         rows.append(cells)
     errors = analysis.explanation_errors
     errors = errors[(errors["experiment"] == key[0]) & (errors["profile"] == key[1])]
@@ -177,11 +190,13 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         per = rb.groupby(["method", "seed", "split", "explainer"])["image"].count()
         count = f"{int(per.min())}" if per.min() == per.max() else f"{int(per.min())}–{int(per.max())}"
         n_images = f" Each run explains the first {count} images of each split for their true class."
+    cut = (cut_text("[0, 100] %") + " " if any(is_cut(m, h, (0.0, 1.0)) for m, h in zip(
+        block["mean"], block["t_half"], strict=True)) else "")
     caption = (
         f"{EXPLANATION_NAMES[metric]} (%), `{key[0]}` ({key[1]} profile), per method and explainer ('own' is the "
         "method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are applied to every method so that no "
         f"method is judged only by the explainer it was trained with). Cell: mean over seeds ±{t_text()}."
-        f"{n_images} " + note
+        f"{n_images} " + cut + note
     )
     return Table(slug("explanations", metric, *key), f"{EXPLANATION_NAMES[metric]}, {key[0]} ({key[1]})", caption,
                  ["method", "explainer", "seeds", *splits], rows, block.reset_index(drop=True),

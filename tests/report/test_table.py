@@ -1,0 +1,31 @@
+"""Numbers in table cells: no signed zeros, and t-intervals cut at the metric's range, saying so."""
+
+from __future__ import annotations
+
+from benchmarks.report.build import generate
+from benchmarks.report.table import CUT, num, signed, t_cell
+
+from .conftest import write_run
+
+
+def test_a_number_that_rounds_to_zero_has_no_sign():
+    assert num(-0.0001) == "0.0" and signed(-0.0001) == "0.0" and signed(0.0001) == "0.0"  # was "-0.0", "+0.0"
+    assert num(-0.001) == "-0.1" and signed(0.001) == "+0.1" and signed(-0.0004, 1, 3) == "0.000"
+    assert signed(-0.0006, 1, 3) == "-0.001"
+
+
+def test_an_interval_past_the_metric_range_is_cut_and_marked():
+    assert t_cell(0.5, 3.177, scale=100, digits=1, bounds=(0.0, 1.0)).md == f"50.0 [0.0, 100.0]{CUT}"  # was ±317.7
+    assert t_cell(0.9, 0.2, scale=100, digits=1, bounds=(0.0, 1.0)).md == f"90.0 [70.0, 100.0]{CUT}"
+    assert t_cell(0.5, 0.1, scale=100, digits=1, bounds=(0.0, 1.0)).md == "50.0 ±10.0"
+    assert t_cell(0.5, 3.177, scale=100, digits=1, bounds=(0.0, 1.0)).tex.endswith(r"$^\ddagger$")
+    assert t_cell(5.0, 9.0, scale=1, digits=1).md == "5.0 ±9.0"  # no range given: nothing cut
+
+
+def test_the_explanation_table_states_its_cut_intervals(tmp_path):
+    root = tmp_path / "records"
+    for seed, inside in ((0, 0.1), (1, 0.9)):  # two seeds far apart: t(1 df) makes the half-width huge
+        write_run(root, "isnet", seed, {"biased": 0.9}, inside=inside)
+    text = generate(root, figures=False)[0]["README.md"].decode()
+    assert f"50.0 [0.0, 100.0]{CUT}" in text
+    assert f"{CUT}: mean ± half-width runs past the metric's range [0, 100] %" in text
