@@ -123,6 +123,6 @@ def test_report_help_shows_every_default(capsys):
         main(["report", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--runs RUNS, --out RUNS" in text
-    for default in ("(default: runs;", "(default: RUNS/report;", "(default: figures too)",
+    for default in ("(default: output;", "(default: RUNS/report;", "(default: figures too)",
                     "(default: write the report)"):
         assert default in text
