@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks {run,report,list,masks}``."""
+"""Command line: ``python -m benchmarks {run,report,list,check,masks}``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ DEFAULT_CACHE = Path(os.environ.get("ISNET_BENCHMARKS_CACHE", "datasets/cache"))
 USER_DATA_TAG = "user-data"
 DATA_ENV = "ISNET_BENCHMARKS_DATA"
 DESCRIPTION = ("The ISNet benchmark suite: train and evaluate background-bias mitigation methods (run), report "
-               "the records (report), list what is registered (list), make lung masks (masks).")
+               "the records (report), list what is registered (list), check a method against the contract "
+               "(check), make lung masks (masks).")
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
@@ -91,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                              "produce (default: write the report)")
 
     commands.add_parser("list", help="list registered methods and experiments")
+    check = commands.add_parser("check", help="check installed methods against the method contract (for plugins)")
+    check.add_argument("names", nargs="+", metavar="NAME", help="method names or glob patterns")
 
     masks = commands.add_parser("masks", help="train a lung segmenter / write predicted masks")
     try:
@@ -129,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from benchmarks.report import build_report
 
             return build_report(args.runs, args.reports, figures=not args.no_figures, check=args.check)
+        if args.command == "check":
+            from benchmarks.contract import check_command
+
+            return check_command(discover_methods(), args.names)
         if args.command == "masks":
             from benchmarks import masks_cli
 
