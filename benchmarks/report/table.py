@@ -159,15 +159,17 @@ def t_cell(mean: float, t_half: float, *, scale: float, digits: int,
     if not finite(mean):
         return Cell("n/a", "n/a")
     m, h = num(mean, scale, digits), num(t_half, scale, digits)
-    if bounds is not None and is_cut(mean, t_half, bounds):
+    if bounds is not None and is_cut(mean, t_half, bounds, scale=scale, digits=digits):
         low, high = max(bounds[0], mean - t_half), min(bounds[1], mean + t_half)
         return Cell.text(f"{m} [{num(low, scale, digits)}, {num(high, scale, digits)}]{CUT}")
     return Cell(f"{m} ±{h}", f"{m} $\\pm$ {h}")
 
 
-def is_cut(mean: float, t_half: float, bounds: tuple[float, float]) -> bool:
-    """Whether :func:`t_cell` cuts this interval at ``bounds``."""
-    return finite(mean) and finite(t_half) and not bounds[0] <= mean - t_half <= mean + t_half <= bounds[1]
+def is_cut(mean: float, t_half: float, bounds: tuple[float, float], *, scale: float, digits: int) -> bool:
+    """Whether :func:`t_cell` cuts this interval at ``bounds``: whether it runs past them by more
+    than the cell can show (half a unit of its last digit; ``100.0 ±0.0`` stays as it is)."""
+    shown = 0.5 * 10.0**-digits / scale
+    return finite(mean) and finite(t_half) and (mean - t_half < bounds[0] - shown or mean + t_half > bounds[1] + shown)
 
 
 def cut_text(bounds: str) -> str:

@@ -190,7 +190,7 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         per = rb.groupby(["method", "seed", "split", "explainer"])["image"].count()
         count = f"{int(per.min())}" if per.min() == per.max() else f"{int(per.min())}–{int(per.max())}"
         n_images = f" Each run explains the first {count} images of each split for their true class."
-    cut = (cut_text("[0, 100] %") + " " if any(is_cut(m, h, (0.0, 1.0)) for m, h in zip(
+    cut = (cut_text("[0, 100] %") + " " if any(is_cut(m, h, (0.0, 1.0), scale=100, digits=1) for m, h in zip(
         block["mean"], block["t_half"], strict=True)) else "")
     caption = (
         f"{EXPLANATION_NAMES[metric]} (%), `{key[0]}` ({key[1]} profile), per method and explainer ('own' is the "

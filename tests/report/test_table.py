@@ -18,6 +18,8 @@ def test_an_interval_past_the_metric_range_is_cut_and_marked():
     assert t_cell(0.5, 3.177, scale=100, digits=1, bounds=(0.0, 1.0)).md == f"50.0 [0.0, 100.0]{CUT}"  # was ±317.7
     assert t_cell(0.9, 0.2, scale=100, digits=1, bounds=(0.0, 1.0)).md == f"90.0 [70.0, 100.0]{CUT}"
     assert t_cell(0.5, 0.1, scale=100, digits=1, bounds=(0.0, 1.0)).md == "50.0 ±10.0"
+    assert t_cell(1 + 2e-16, 0.0, scale=100, digits=1, bounds=(0.0, 1.0)).md == "100.0 ±0.0"  # rounding is no cut
+    assert t_cell(1.0, 1e-5, scale=100, digits=1, bounds=(0.0, 1.0)).md == "100.0 ±0.0"  # nor what the cell cannot show
     assert t_cell(0.5, 3.177, scale=100, digits=1, bounds=(0.0, 1.0)).tex.endswith(r"$^\ddagger$")
     assert t_cell(5.0, 9.0, scale=1, digits=1).md == "5.0 ±9.0"  # no range given: nothing cut
 
