@@ -46,7 +46,8 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
     means = {s: block[block["split"] == s]["mean"] for s in splits}
     best = {s: v.max() if metric.higher_is_better else v.min() for s, v in means.items()}
     rows = []
-    independent = False
+    independent = cut = False
+    bounds = (0.0, 1.0) if metric.percent else None  # a percentage is a share
     for method in sorted(block["method"].unique()):
         mb = block[block["method"] == method]
         first = mb.iloc[0]
@@ -62,7 +63,8 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
             is_best = finite(r["mean"]) and np.isclose(r["mean"], best[split], rtol=0, atol=1e-12)
             cells.append(interval_cell(r["mean"], r["t_half"], r["boot_low"], r["boot_high"], scale=scale,
                                        digits=digits, bold=bool(is_best) and block["method"].nunique() > 1,
-                                       dagger=dagger))
+                                       dagger=dagger, bounds=bounds))
+            cut |= bounds is not None and is_cut(r["mean"], r["t_half"], bounds, scale=scale, digits=digits)
         rows.append(cells)
     sharing = ("the same image resample is applied to every seed, as all seeds tested the same images"
                if not independent else
@@ -72,7 +74,7 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
         f"{metric.name}{unit} of each method on every test split of `{key[0]}` ({key[1]} profile), "
         f"in the experiment's split order. Cell: mean over seeds ±{t_text()} [{interval_text()} of the seed-mean "
         f"{metric.phrase}, seeded per split; {sharing}]. Best mean per split in bold. "
-        "Draw: the selected hyper-parameter draw. " + note
+        + (cut_text("[0, 100] %") + " " if cut else "") + "Draw: the selected hyper-parameter draw. " + note
     )
     data = block.drop(columns=["metric"]).reset_index(drop=True)
     return Table(slug(metric.key, *key), f"{metric.name}, {key[0]} ({key[1]})", caption,
