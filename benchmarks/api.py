@@ -77,6 +77,10 @@ class TensorSplit(Dataset):
         self.masks = masks
         self.groups = torch.zeros(n, dtype=torch.long) if groups is None else groups.long()
         self.group_names = tuple(group_names)
+        #: per image, the class its background points to (a class marker, or the training-majority
+        #: class of its hospital; -1: none), set by data builders that know; used by the
+        #: counterfactual tests (:mod:`benchmarks.data.counterfactuals`)
+        self.background_class: Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -96,9 +100,36 @@ class TensorSplit(Dataset):
         return Batch(self._image(indices), self.labels[indices], masks, self.groups[indices])
 
 
+@dataclass(frozen=True)
+class Counterfactual:
+    """A test split with every image's background changed and its foreground kept, aligned
+    with the split (image ``i`` here is image ``i`` there).
+
+    ``kind``: ``rerendered`` (the data's generator drew the same object again with another
+    background: the same patient in another hospital's style, the same digit with another
+    marker: exact), or a composite by the mask (:mod:`benchmarks.data.counterfactuals`);
+    ``name``: unique within the split (``rerendered:hospital_B``, ``deceiving``, ``mixed_random``, ...);
+    ``images``: ``[N, C, H, W]`` (uint8 or float in [0, 1]); ``background_class``: ``[N]``
+    the class the new background points to (-1: none); ``donor``: ``[N]`` index in the split
+    of the image whose background was used (-1: none); ``source``: the group whose style was
+    used (-1: none).
+    """
+
+    kind: str
+    name: str
+    images: Tensor
+    background_class: Tensor
+    donor: Tensor
+    source: int = -1
+
+
 @dataclass
 class DataBundle:
-    """Everything an experiment's data recipe produces for one (profile, seed)."""
+    """Everything an experiment's data recipe produces for one (profile, seed).
+
+    ``counterfactuals``: exact counterfactual renderings of test splits, where the data's
+    generator can make them (the harness adds composites by the mask for every split with
+    masks)."""
 
     train: Dataset
     val: Dataset
@@ -108,6 +139,7 @@ class DataBundle:
     image_size: int
     checksum: str
     notes: dict[str, Any] = field(default_factory=dict)
+    counterfactuals: dict[str, list[Counterfactual]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

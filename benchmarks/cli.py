@@ -43,6 +43,11 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--n-hparams", type=int, default=1, metavar="N",
                      help="hyper-parameter draws per method, at least 1: draw 0 is the method's defaults, draws "
                           "1..N-1 are sampled from its search space (seeded by method name and draw index)")
+    run.add_argument("--hparams", nargs="+", default=[], metavar="METHOD.KEY=VALUE",
+                     help="set a hyper-parameter of a method of the grid in every draw, e.g. isnet.P=0.5 "
+                          "rrr.lambda_rrr=5, or as JSON: '{\"isnet\": {\"P\": 0.5}}'; VALUE is read as JSON where "
+                          "it parses, else as a string; its type must be the default's (checked before anything "
+                          "runs); recorded in config.json (hparams_from_cli) and part of the run's identity")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT,
                      help=f"folder of the run records, kept in <out>/runs/ (default: {DEFAULT_OUT}/)")
     run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache")
@@ -216,7 +221,7 @@ def _unique_seeds(seeds: Sequence[int]) -> list[int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks import distributed, grid, runner
+    from benchmarks import distributed, grid, hparams, runner
     from benchmarks.executors import local
     from benchmarks.executors.unit import resumes
 
@@ -227,6 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if min(args.seeds) < 0:
         raise ValueError(f"--seeds must be non-negative integers, got {min(args.seeds)}")
     fixed_jobs = None if args.jobs == "auto" else _positive_int(args.jobs, "--jobs")
+    parsed_hparams = hparams.parse(args.hparams)
     device = runner.resolve_device(args.device, args.executor, args.slurm_gpus)
     distributed.init_from_env(device)  # a no-op unless launched by torchrun (then only rank 0 prints)
     if args.data_root:
@@ -235,13 +241,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     method_names = grid.choose(all_methods, args.methods, "method", args.extended)
     experiment_names = _experiments(all_experiments, args)
     args.seeds = _unique_seeds(args.seeds)
+    overrides = hparams.check(parsed_hparams, {n: all_methods[n] for n in method_names})
+    hparams.judge_by_constructor(overrides, all_methods, {n: all_experiments[n] for n in experiment_names})
     runner.check_out(args.out, dry_run=args.dry_run)  # the first thing that creates anything: all else is accepted
     if args.out == DEFAULT_OUT and (EARLIER_DEFAULT_OUT / "runs").is_dir():
         print(f"note: {EARLIER_DEFAULT_OUT / 'runs'}/ holds records of the earlier default layout; "
               f"pass --out {EARLIER_DEFAULT_OUT} to resume or report them")
     tasks, skipped = grid.expand({n: all_experiments[n] for n in experiment_names},
                                  {n: all_methods[n] for n in method_names}, args.seeds, args.profile, args.n_hparams,
-                                 args.out.resolve(), args.cache_dir.resolve(), device)
+                                 args.out.resolve(), args.cache_dir.resolve(), device, overrides)
     for skip in skipped:
         print(f"skip {skip.experiment}/{skip.method}: {skip.reason}")
     todo, done = runner.pending(tasks, dry_run=args.dry_run)

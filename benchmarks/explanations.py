@@ -18,7 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.api import DataBundle, Method, TensorSplit
-from benchmarks.evaluation.explanation import pointing_game, relevance_inside_mask
+from benchmarks.evaluation.explanation import (
+    background_relevance_share,
+    faithfulness,
+    pointing_game,
+    relevance_inside_mask,
+)
 
 EXPLAINED_IMAGES = {"smoke": 8, "cpu": 128, "paper": 256}
 GALLERY_IMAGES = 6
@@ -85,6 +90,15 @@ def _first_images(split: Any, n: int) -> tuple[Tensor, Tensor, Tensor | None]:
     )
 
 
+@torch.no_grad()
+def explained_logits(method: Method, images: Tensor, labels: Tensor, device: torch.device, chunk: int) -> np.ndarray:
+    """The logit each heatmap explains (the true class's, before the softmax), per image."""
+    model = method.export()
+    out = [model(images[i : i + chunk].to(device)).gather(1, labels[i : i + chunk].view(-1, 1).to(device))[:, 0].cpu()
+           for i in range(0, len(images), chunk)]
+    return torch.cat(out).double().numpy()
+
+
 def explanation_record(
     method: Method,
     bundle: DataBundle,
@@ -93,8 +107,9 @@ def explanation_record(
     device: torch.device,
     chunk: int = 32,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Per split and explainer: mean scores (JSON) and arrays (per-image scores, a small
-    gallery of the method's own heatmaps with their images and masks).
+    """Per split and explainer: mean scores (JSON) and arrays (per-image scores, each heatmap's
+    relevance sum beside the logit it explains, a small gallery of the method's own heatmaps
+    with their images and masks).
 
     Images are explained for their true class. An explainer that cannot handle the
     method's network is recorded with its reason instead of scores.
@@ -108,6 +123,8 @@ def explanation_record(
         images, labels, masks = _first_images(bundle.tests[split_name], n)
         if masks is None:
             continue
+        explained = explained_logits(method, images, labels, device, chunk)
+        arrays[f"{split_name}/explained_logit"] = explained.astype(np.float32)
         per_split: dict[str, Any] = {}
         for name, explainer in EXPLAINERS.items():
             try:
@@ -125,13 +142,19 @@ def explanation_record(
                 continue
             inside = relevance_inside_mask(heat, masks.numpy())
             pointing = pointing_game(heat, masks.numpy())
+            background = background_relevance_share(heat, masks.numpy())
+            totals = heat.reshape(len(heat), -1).sum(1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no positive relevance
                 per_split[name] = {
                     "relevance_inside_mask": float(np.nanmean(inside)),
                     "pointing_game": float(np.nanmean(pointing)),
+                    "background_relevance_share": float(np.nanmean(background)),
+                    **faithfulness(totals, explained),
                 }
             arrays[f"{split_name}/{name}/relevance_inside_mask"] = np.asarray(inside, dtype=np.float32)
+            arrays[f"{split_name}/{name}/background_relevance_share"] = np.asarray(background, dtype=np.float32)
+            arrays[f"{split_name}/{name}/relevance_sum"] = totals.astype(np.float32)
             if name == "own":
                 arrays[f"{split_name}/gallery/heatmaps"] = heat[:GALLERY_IMAGES, 0].astype(np.float16)
                 arrays[f"{split_name}/gallery/images"] = images[:GALLERY_IMAGES].numpy().astype(np.float16)

@@ -5,12 +5,15 @@ The default grid leaves out the methods and experiments registered with ``extend
 
 Hyper-parameter draw 0 is the method's defaults; draws 1..n-1 are sampled from its search
 space by a generator seeded with the draw index and the method name, so a sweep is the
-same on every machine.
+same on every machine. Values set on the command line (``run --hparams``,
+:mod:`benchmarks.hparams`) override every draw; a draw they make identical to an earlier one
+of the same method is left out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,8 +79,11 @@ def expand(
     out: Path,
     cache_dir: Path,
     device: str,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[RunTask], list[Skipped]]:
-    """All runs of the grid (each once), and the (experiment, method) pairs that do not apply."""
+    """All runs of the grid (each once), and the (experiment, method) pairs that do not apply.
+    ``overrides``: ``{method: {key: value}}`` set on the command line, checked
+    (:func:`benchmarks.hparams.check`); they replace those keys in every draw."""
     tasks: list[RunTask] = []
     skipped: list[Skipped] = []
     seeds = list(dict.fromkeys(seeds))  # a seed given twice is one run, not two writers of one folder
@@ -88,9 +94,15 @@ def expand(
             if reason:
                 skipped.append(Skipped(exp.name, method.name, reason))
                 continue
+            fixed = dict((overrides or {}).get(method.name, {}))
+            drawn: set[str] = set()
             for index in range(n_hparams):
-                hparams = sample_hparams(method, index)
+                hparams = {**sample_hparams(method, index), **fixed}
+                identity = json.dumps(hparams, sort_keys=True, default=str)
+                if fixed and identity in drawn:  # the overrides made this draw an earlier one
+                    continue
+                drawn.add(identity)
                 for seed in seeds:
                     tasks.append(RunTask(exp.name, method.name, seed, profile, hparams, index, out, cache_dir, device,
-                                         experiment_profile=settings))
+                                         experiment_profile=settings, hparams_from_cli=fixed))
     return tasks, skipped

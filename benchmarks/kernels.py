@@ -50,11 +50,16 @@ def cpu_flags() -> frozenset[str]:
 def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Cap the CPU kernels at AVX2 in ``environ`` (default: this process's environment), unless
     the user opted out, the machine lacks AVX2, or torch is already imported (its choice is
-    made); returns the variables this call set. Call it before ``import torch``."""
+    made); returns the variables this call set. Call it before ``import torch``.
+
+    Worker processes inherit the environment, so they compute as their parent does: where the
+    cap cannot apply because torch came first, this records the opt-out instead, and a worker
+    that imports the harness before torch does not pin on its own."""
     env = os.environ if environ is None else environ
     if env.get(OPT_OUT, "").lower() == "native" or "avx2" not in cpu_flags():
         return {}
-    if environ is None and "torch" in sys.modules:
+    if environ is None and "torch" in sys.modules and not all(env.get(k) == v for k, v in PINNED.items()):
+        env[OPT_OUT] = "native"
         return {}
     added = {k: v for k, v in PINNED.items() if k not in env}
     env.update(added)

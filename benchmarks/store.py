@@ -49,6 +49,8 @@ RECORD_FILES = (
     "summary.json",
     "explanations.json",
     "explanations.npz",
+    "counterfactuals.json",
+    "counterfactuals.npz",
 )
 STATUSES = ("ok", "failed")
 #: the suffix of a damaged run folder moved aside (followed by the UTC time it was moved)

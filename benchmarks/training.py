@@ -19,6 +19,7 @@ checkpoint, so they survive a kill too. Every start and resume appends what it r
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -44,6 +45,7 @@ from benchmarks.api import (
 )
 from benchmarks.architectures import build_backbone
 from benchmarks.batching import count_batches, iterate_batches
+from benchmarks.behaviour import behaviour_record
 from benchmarks.convergence import still_improving
 from benchmarks.explanations import explanation_record
 from benchmarks.store import CorruptRecordError, RunDir, run_path
@@ -71,6 +73,13 @@ class RunTask:
     #: ``(relative size, draw)``: multiply every initial weight by ``1 + size * N(0, 1)`` noise
     #: (draw ``draw``), to measure how far float noise moves a run (``None``: no perturbation)
     perturbation: tuple[float, int] | None = None
+    #: where the exported classifier's initial weights come from (:data:`benchmarks.pretraining.SOURCES`;
+    #: ``None``: the method's own random initialisation)
+    init: str | None = None
+    #: the arm of a study this run belongs to (empty for the grid's runs)
+    arm: str = ""
+    #: hyper-parameters set on the command line (``run --hparams``; :mod:`benchmarks.hparams`)
+    hparams_from_cli: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -86,6 +95,9 @@ class RunTask:
             "experiment_profile": self.experiment_profile,
             **({"init_perturbation": {"relative": self.perturbation[0], "draw": self.perturbation[1]}}
                if self.perturbation else {}),
+            **({"init": self.init} if self.init else {}),
+            **({"arm": self.arm} if self.arm else {}),
+            **({"hparams_from_cli": dict(self.hparams_from_cli)} if self.hparams_from_cli else {}),
         }
 
     @property
@@ -96,7 +108,8 @@ class RunTask:
     @property
     def label(self) -> str:
         draw = f"/h{self.hparam_index}" if self.hparam_index else ""
-        return f"{self.experiment}/{self.method}/seed{self.seed}{draw}"
+        set_here = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.hparams_from_cli.items()))
+        return f"{self.experiment}/{self.method}/seed{self.seed}{draw}" + (f"[{set_here}]" if set_here else "")
 
 
 def perturb_weights(module: torch.nn.Module, relative: float, draw: int) -> None:
@@ -206,7 +219,7 @@ def train_run(
 ) -> str:
     """Train, evaluate and record one run; returns its final status (``ok`` / ``failed``).
     ``keep_weights`` keeps ``best.pt`` (the selected weights) and ``checkpoint.pt`` in the
-    finished record, for tools that probe the trained model (``benchmarks.probe``)."""
+    finished record, for studies that start another run from the trained weights."""
     run = distributed.run_dir(task.folder)
     profile = task_profile(task, experiment)
     device = torch.device(task.device)
@@ -215,6 +228,11 @@ def train_run(
     if method_spec.needs_masks and not bundle.has_masks:
         raise ValueError(f"{task.method} needs foreground masks but {task.experiment} has none")
     method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams)
+    if task.init:
+        from benchmarks.pretraining import load_matching, pretrained_state
+
+        load_matching(method.export(), pretrained_state(task.init, profile.backbone, bundle.in_channels,
+                                                        profile.image_size, task.cache_dir))
     if task.perturbation:
         perturb_weights(method, *task.perturbation)
     method = method.to(device)
@@ -359,17 +377,22 @@ def _evaluate(
     selection = _select(run, method, epochs, task_profile(task, experiment).epochs)
     summary: dict[str, Any] = {"status": "ok", "train_seconds": sum(e["seconds"] for e in epochs), "splits": {},
                                "selection": selection}
+    intact: dict[str, np.ndarray] = {}
     for name in experiment.test_splits:
         split = bundle.tests[name]
         started = time.perf_counter()
         pred = predict_split(method, split, batch_size, device)
         seconds = time.perf_counter() - started
         run.write_predictions(name, pred)
+        intact[name] = pred["logits"].argmax(1).astype(np.int16)
         accuracy, loss = _accuracy_and_loss(pred)
         summary["splits"][name] = {"accuracy": accuracy, "loss": loss, "n": len(split), "inference_seconds": seconds}
     chosen = epochs[selection["selected_epoch"]] if epochs else {}
     summary["val_accuracy"] = chosen.get("val_accuracy", float("nan"))
     summary["val_loss"] = chosen.get("val_loss", float("nan"))
+    record, arrays = behaviour_record(method, bundle, experiment.test_splits, intact, batch_size, device)
+    run.write_json("counterfactuals.json", record)
+    run.write_arrays("counterfactuals.npz", arrays)
     record, arrays = explanation_record(method, bundle, experiment.test_splits, task.profile, device)
     run.write_json("explanations.json", record)
     run.write_arrays("explanations.npz", arrays)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from benchmarks.api import DataBundle, ExperimentSpec, TensorSplit
+from benchmarks.api import Counterfactual, DataBundle, ExperimentSpec, TensorSplit
 from benchmarks.data.markers import KINDS, band_stamp, dilate, draw_stamps, place_stamps, shape_stamp, text_stamp
 
 # --------------------------------------------------------------------------- split groups
@@ -331,12 +331,19 @@ def bias_bundle(
     made by :func:`build_bias_tensors`. ``notes`` gain the measured share of marked images
     per split and the count of images that had no room for a marker."""
     splits = {name: split_from_tensors(tensors, name) for name in ("train", "val", *TEST_MODES)}
+    for split in splits.values():  # a class marker points to its class
+        split.background_class = split.marker_class.clone()
     share = {name: round(float((s.groups == GROUP_CLASS_MARKER).float().mean()), 4) for name, s in splits.items()}
     unplaced = {name: int(tensors[f"{name}/unplaced"]) for name in splits}
+    biased = splits["biased"]
+    rerendered = [Counterfactual("rerendered", mode, splits[mode].images, splits[mode].background_class,
+                                 torch.full((len(biased),), -1, dtype=torch.long))
+                  for mode in TEST_MODES if mode != "biased"]
     return DataBundle(
         train=splits["train"],
         val=splits["val"],
         tests={mode: splits[mode] for mode in TEST_MODES},
+        counterfactuals={"biased": rerendered},  # the same digits with the marker removed / of another class
         class_names=tuple(class_names),
         in_channels=int(tensors["train/images"].shape[1]),
         image_size=int(image_size),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.api import DataBundle
+from benchmarks.api import Counterfactual, DataBundle
 from benchmarks.data.bias import MarkedSplit, single_thread
 from benchmarks.data.cache import cached
 from benchmarks.data.cxr_render import ACQUISITION, Hospital, render
@@ -86,6 +86,7 @@ CXR_DEFAULTS: dict = {
     "train_hospitals": {},
     "external_hospitals": {},
     "data_seed": 0,
+    "shared_style": None,
 }
 
 
@@ -102,6 +103,10 @@ def _split_counts(total: int, parts: int) -> list[int]:
     return [base + (i < extra) for i in range(parts)]
 
 
+#: test splits that are also re-rendered in every hospital's style (the exact counterfactuals)
+RERENDERED_SPLITS = ("in_distribution", "external")
+
+
 def build_cxr_tensors(
     task: str,
     classes: Sequence[str],
@@ -109,7 +114,14 @@ def build_cxr_tensors(
     image_size: int,
     templates: Tensor,
 ) -> dict[str, Tensor]:
-    """All four splits of one synthetic CXR task as flat ``"<split>/<field>"`` tensors."""
+    """All four splits of one synthetic CXR task as flat ``"<split>/<field>"`` tensors, and
+    each test split re-rendered in the style of every hospital, training and external
+    (``"<split>/rerendered/<hospital>"``: the same patients, lungs and masks; see
+    :func:`_render_split`). With ``p["shared_style"]`` (a style name) every hospital looks alike
+    (that style), keeping its own class shares and patients: the no-shortcut control, which has
+    nothing to re-render."""
+    if p["shared_style"] is not None and p["shared_style"] not in STYLES:
+        raise ValueError(f"unknown shared style {p['shared_style']!r}; known: {sorted(STYLES)}")
     train_h = hospitals_from(p["train_hospitals"])
     ext_h = hospitals_from(p["external_hospitals"])
     if {h.name for h in train_h} & {h.name for h in ext_h}:
@@ -118,7 +130,6 @@ def build_cxr_tensors(
         if len(h.shares) != len(classes):
             raise ValueError(f"hospital {h.name}: {len(h.shares)} shares for {len(classes)} classes")
     all_h = train_h + ext_h
-    geometry = template_geometry(templates)
     seed = int(p["data_seed"])
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     order = rng.permutation(templates.shape[0])
@@ -127,29 +138,46 @@ def build_cxr_tensors(
     plan = [("train", train_h, "fit", p["n_train"]), ("val", train_h, "fit", p["n_val"]),
             ("in_distribution", train_h, "test", p["n_in_distribution"]),
             ("external", ext_h, "test", p["n_external"])]
+    geometry = template_geometry(templates)
     out: dict[str, Tensor] = {}
+    shared = STYLES[p["shared_style"]] if p["shared_style"] else None
     for s_idx, (split, hospitals, pool, total) in enumerate(plan):
-        parts = {k: [] for k in ("images", "masks", "labels", "groups", "boxes")}
-        counts = _split_counts(int(total), len(hospitals))
-        for h_idx, (hospital, count) in enumerate(zip(hospitals, counts, strict=True)):
-            if count == 0:
-                continue
-            r = np.random.default_rng(np.random.SeedSequence([seed, 1, s_idx, h_idx]))
-            labels = _labels_for(hospital, count, r)
-            tidx = r.choice(pools[pool], size=count, replace=True)
-            for start in range(0, count, 256):  # bounded memory at 224 px
-                sl = slice(start, start + 256)
-                rendered = render(templates, geometry, tidx[sl], labels[sl], hospital, task, image_size,
-                                  float(p["lesion_contrast"]), seed=(seed, 2, s_idx, h_idx, start))
-                parts["images"].append(rendered.images)
-                parts["masks"].append(rendered.masks)
-                parts["boxes"].append(rendered.boxes)
-            parts["labels"].append(labels)
-            parts["groups"].append(np.full(count, all_h.index(hospital), dtype=np.int64))
-        perm = np.random.default_rng(np.random.SeedSequence([seed, 3, s_idx])).permutation(int(total))
-        for key, chunks in parts.items():
-            out[f"{split}/{key}"] = torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks)[perm]))
+        where = (task, p, image_size, templates, geometry, seed, s_idx, hospitals, all_h, pools[pool], int(total))
+        for key, value in _render_split(*where, style=shared).items():
+            out[f"{split}/{key}"] = value
+        if split in RERENDERED_SPLITS and shared is None:
+            for style in all_h:
+                out[f"{split}/rerendered/{style.name}"] = _render_split(*where, style=style)["images"]
     return out
+
+
+def _render_split(task: str, p: Mapping, image_size: int, templates: Tensor, geometry: Tensor, seed: int,
+                  s_idx: int, hospitals: Sequence[Hospital], all_h: Sequence[Hospital], pool: np.ndarray,
+                  total: int, style: Hospital | None) -> dict[str, Tensor]:
+    """One split: each hospital's share of the images (labels, lung templates and every
+    patient draw from streams seeded by the split and the hospital's place in it), shuffled.
+    With ``style`` every image is rendered with that hospital's look instead of its own: the
+    patient stream is the same, so lungs, lesions and masks are identical to the original's,
+    and only what lies outside the lungs changes."""
+    parts: dict[str, list] = {k: [] for k in ("images", "masks", "labels", "groups", "boxes")}
+    counts = _split_counts(total, len(hospitals))
+    for h_idx, (hospital, count) in enumerate(zip(hospitals, counts, strict=True)):
+        if count == 0:
+            continue
+        r = np.random.default_rng(np.random.SeedSequence([seed, 1, s_idx, h_idx]))
+        labels = _labels_for(hospital, count, r)
+        tidx = r.choice(pool, size=count, replace=True)
+        for start in range(0, count, 256):  # bounded memory at 224 px
+            sl = slice(start, start + 256)
+            rendered = render(templates, geometry, tidx[sl], labels[sl], style or hospital, task, image_size,
+                              float(p["lesion_contrast"]), seed=(seed, 2, s_idx, h_idx, start))
+            parts["images"].append(rendered.images)
+            parts["masks"].append(rendered.masks)
+            parts["boxes"].append(rendered.boxes)
+        parts["labels"].append(labels)
+        parts["groups"].append(np.full(count, list(all_h).index(hospital), dtype=np.int64))
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 3, s_idx])).permutation(total)
+    return {key: torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks)[perm])) for key, chunks in parts.items()}
 
 
 def build_cxr_bundle(
@@ -170,6 +198,7 @@ def build_cxr_bundle(
     templates, lung_source, template_key = lung_templates(p["lungs"], Path(cache_dir), p["max_templates"])
     hospitals = hospitals_from(p["train_hospitals"]) + hospitals_from(p["external_hospitals"])
     description = {"generator_version": GENERATOR_VERSION, "task": task, "classes": list(classes), "data": p,
+                   "rerendered_splits": list(RERENDERED_SPLITS),
                    "image_size": image_size, "templates": template_key,
                    "styles": [asdict(h) for h in hospitals], "acquisition": asdict(ACQUISITION)}
 
@@ -185,6 +214,16 @@ def build_cxr_bundle(
         for name in ("train", "val", "in_distribution", "external")
     }
     n_train_h = len(p["train_hospitals"])
+    majority = [int(np.argmax(h.shares)) if i < n_train_h else -1 for i, h in enumerate(hospitals)]
+    for split in splits.values():  # a hospital's background points to its majority class in training
+        split.background_class = torch.tensor(majority, dtype=torch.long)[split.groups]
+    counterfactuals = {
+        name: [Counterfactual("rerendered", f"rerendered:{names[i]}", tensors[f"{name}/rerendered/{h.name}"],
+                              torch.full((len(splits[name]),), majority[i], dtype=torch.long),
+                              torch.full((len(splits[name]),), -1, dtype=torch.long), source=i)
+               for i, h in enumerate(hospitals)]
+        for name in RERENDERED_SPLITS if f"{name}/rerendered/{hospitals[0].name}" in tensors
+    }
     notes = {
         "recipe": recipe,
         "lung_source": lung_source,
@@ -200,4 +239,5 @@ def build_cxr_bundle(
         train=splits["train"], val=splits["val"],
         tests={"in_distribution": splits["in_distribution"], "external": splits["external"]},
         class_names=tuple(classes), in_channels=1, image_size=int(image_size), checksum=key, notes=notes,
+        counterfactuals=counterfactuals,
     )

@@ -14,6 +14,7 @@ Aggregate a split with ``np.nanmean`` and report how many images were NaN
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from benchmarks.evaluation.classification import to_numpy
 __all__ = [
     "background_relevance_share",
     "explanation_metrics",
+    "faithfulness",
     "pointing_game",
     "relevance_inside_mask",
 ]
@@ -97,6 +99,48 @@ def pointing_game(heatmaps: Any, masks: Any, tolerance: int = 0) -> np.ndarray:
     hits = (peak & m).sum(axis=(1, 2))
     empty = ~m.any(axis=(1, 2))
     return np.where(empty, np.nan, hits / np.maximum(n_peak, 1))
+
+
+#: a heatmap accounts for the logit it explains when its sums follow the logits across images
+#: (Pearson r at least this) ...
+FAITHFUL_MIN_CORRELATION = 0.5
+#: ... and the part of the logits its sums leave out is at most this share of them
+FAITHFUL_MAX_ABSORBED = 0.5
+FAITHFULNESS_RULE = (
+    f"a heatmap accounts for its model's output when, over the explained images, its relevance sums correlate with "
+    f"the logits they explain at Pearson r ≥ {FAITHFUL_MIN_CORRELATION} and leave out at most "
+    f"{FAITHFUL_MAX_ABSORBED:.0%} of them (the absorbed share Σ|logit − Σ relevance| / Σ|logit|, what biases, "
+    "stabilisers and gating absorbed)"
+)
+
+
+def faithfulness(relevance_sums: Any, logits: Any) -> dict[str, float]:
+    """Does a heatmap account for the logit it explains? Over images, with ``relevance_sums``
+    ``[N]`` (each heatmap summed over channels and pixels) and the explained ``logits`` ``[N]``:
+
+    * ``sum_over_logit``: the median of ``sum / logit`` (1 for a conserving explainer);
+    * ``sum_logit_correlation``: Pearson r of the sums and the logits (NaN when either is constant);
+    * ``absorbed_share``: ``sum |logit - sum| / sum |logit|``, the part of the logits that
+      biases, stabilisers and gating absorbed instead of the pixels (0 for a conserving explainer);
+    * ``faithful``: 1.0 when r and the absorbed share meet :data:`FAITHFULNESS_RULE`, else 0.0.
+    """
+    r = np.asarray(to_numpy(relevance_sums), dtype=np.float64).ravel()
+    f = np.asarray(to_numpy(logits), dtype=np.float64).ravel()
+    if r.shape != f.shape:
+        raise ValueError(f"relevance sums {r.shape} and logits {f.shape} differ in length")
+    ok = np.isfinite(r) & np.isfinite(f)
+    r, f = r[ok], f[ok]
+    if not len(r):
+        return {"sum_over_logit": math.nan, "sum_logit_correlation": math.nan, "absorbed_share": math.nan,
+                "faithful": math.nan}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = float(np.median(r[f != 0] / f[f != 0])) if (f != 0).any() else math.nan
+        corr = float(np.corrcoef(r, f)[0, 1]) if len(r) > 1 and r.std() > 0 and f.std() > 0 else math.nan
+        unexplained = float(np.abs(f - r).sum() / np.abs(f).sum()) if np.abs(f).sum() > 0 else math.nan
+    faithful = (not math.isnan(corr) and corr >= FAITHFUL_MIN_CORRELATION and not math.isnan(unexplained)
+                and unexplained <= FAITHFUL_MAX_ABSORBED)
+    return {"sum_over_logit": ratio, "sum_logit_correlation": corr, "absorbed_share": unexplained,
+            "faithful": float(faithful)}
 
 
 def explanation_metrics(heatmaps: Any, masks: Any, *, tolerance: int = 0) -> dict[str, float]:

@@ -10,6 +10,7 @@ burned-in markers) is a shortcut. ``in_distribution`` tests on the training hosp
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.api import DataBundle, ExperimentProfile, register_experiment
@@ -74,4 +75,51 @@ def synthetic_covid(profile: ExperimentProfile, seed: int, cache_dir: Path) -> D
 def synthetic_tb(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBundle:
     """Build the synthetic tuberculosis task (``seed`` is the run seed; the data ignore it)."""
     return build_cxr_bundle(recipe="synthetic_tb", task="tb", classes=TB_CLASSES, data=profile.data,
+                            image_size=profile.image_size, cache_dir=Path(cache_dir))
+
+
+#: the style every hospital of the no-shortcut controls shares (hospital A's look and markers)
+CONTROL_STYLE = "A"
+CONTROL_WHY = ("a no-shortcut control: the same patients, class shares and splits as its experiment, every hospital "
+               "in one shared style, so the hospital cannot be read from the image; it separates what ISNet's heatmap "
+               "loss costs in learning from what the shortcut does")
+
+
+def _control(hospitals: dict) -> dict[str, ExperimentProfile]:
+    """The experiment's profiles with every hospital rendered in :data:`CONTROL_STYLE`."""
+    return {scale: replace(p, data={**p.data, "shared_style": CONTROL_STYLE})
+            for scale, p in _profiles(hospitals).items()}
+
+
+@register_experiment(
+    "synthetic_covid_control",
+    test_splits=("in_distribution", "external"),
+    id_split="in_distribution",
+    shift_splits=("external",),
+    profiles=_control(COVID_HOSPITALS),
+    summary="No-shortcut control of synthetic_covid: every hospital in one style",
+    tags=("cxr", "synthetic", "has_normal_class", "has_masks", "grayscale", "external_test", "covid",
+          "no_shortcut_control"),
+    extended=CONTROL_WHY,
+)
+def synthetic_covid_control(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBundle:
+    """``synthetic_covid`` with one shared hospital style (``seed`` is the run seed; the data ignore it)."""
+    return build_cxr_bundle(recipe="synthetic_covid_control", task="covid", classes=COVID_CLASSES,
+                            data=profile.data, image_size=profile.image_size, cache_dir=Path(cache_dir))
+
+
+@register_experiment(
+    "synthetic_tb_control",
+    test_splits=("in_distribution", "external"),
+    id_split="in_distribution",
+    shift_splits=("external",),
+    profiles=_control(TB_HOSPITALS),
+    summary="No-shortcut control of synthetic_tb: every hospital in one style",
+    tags=("cxr", "synthetic", "has_normal_class", "has_masks", "grayscale", "external_test", "tb",
+          "no_shortcut_control"),
+    extended=CONTROL_WHY,
+)
+def synthetic_tb_control(profile: ExperimentProfile, seed: int, cache_dir: Path) -> DataBundle:
+    """``synthetic_tb`` with one shared hospital style (``seed`` is the run seed; the data ignore it)."""
+    return build_cxr_bundle(recipe="synthetic_tb_control", task="tb", classes=TB_CLASSES, data=profile.data,
                             image_size=profile.image_size, cache_dir=Path(cache_dir))

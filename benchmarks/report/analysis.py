@@ -2,6 +2,7 @@
 claims: :mod:`~benchmarks.report.estimates` (intervals, bias gaps),
 :mod:`~benchmarks.report.comparisons` (paired tests against ISNet),
 :mod:`~benchmarks.report.explanations` (explanation scores),
+:mod:`~benchmarks.report.behaviour` (counterfactual background tests),
 :mod:`~benchmarks.report.convergence` (learning curves, convergence) and the costs below."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmarks.report import convergence
+from benchmarks.report import behaviour, convergence
 from benchmarks.report.comparisons import paired_table, relevance_paired
 from benchmarks.report.estimates import LEVEL, experiment_keys, gap_table, methods_of, metric_table, rows_of
 from benchmarks.report.explanations import explanation_tables, relevance_per_image
@@ -41,6 +42,8 @@ class Analysis:
     timing: pd.DataFrame
     curves: pd.DataFrame
     convergence: pd.DataFrame
+    behaviour: pd.DataFrame
+    behaviour_paired: pd.DataFrame
 
 
 def timing_table(selected: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +82,11 @@ def analyse(collection: Collection, selected: pd.DataFrame, roles: dict[tuple[st
     per_image = relevance_per_image(collection, selected)
     rel_paired = relevance_paired(collection, selected, roles, cast, per_image)
     timing = timing_table(selected)
+    say("behaviour under changed backgrounds")
+    values = behaviour.collect_values(collection, selected)
+    behaviour_rows, behaviour_dists = behaviour.behaviour_table(values, selected)
+    behaviour_vs = behaviour.behaviour_paired(behaviour_rows, behaviour_dists, selected, cast)
     say("convergence")
     return Analysis(collection, selected, roles, cast, metrics, dists, paired, gaps, explanations, errors, per_image,
                     rel_paired, timing, convergence.curves(collection, selected),
-                    convergence.runs_table(collection, selected))
+                    convergence.runs_table(collection, selected), behaviour_rows, behaviour_vs)

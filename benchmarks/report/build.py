@@ -26,7 +26,7 @@ from benchmarks.report.analysis import Analysis, analyse
 from benchmarks.report.estimates import experiment_keys
 from benchmarks.report.readme import Files, Inputs, readme
 from benchmarks.report.roles import method_roles
-from benchmarks.report.selection import draw_table, select, selection_note
+from benchmarks.report.selection import draw_table, select, selection_note, with_cli_hparams
 from benchmarks.report.splits import SplitRoles, split_roles, stated
 from benchmarks.report.table import to_csv
 from benchmarks.report.tidy import Collection, collect, columns, tidy
@@ -44,6 +44,7 @@ def analysed(runs: Path, progress: Callable[[str], None] | None = None
     frame = tidy(collection)
     if frame.empty:
         raise FileNotFoundError(f"no finished runs under {runs}/runs; run `python -m benchmarks run --all` first")
+    frame = with_cli_hparams(frame, collection)
     draws = draw_table(frame)
     selected = select(frame, draws)
     analysis = analyse(collection, selected, _split_roles(collection, selected), method_roles(selected), progress)

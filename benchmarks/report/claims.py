@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmarks.evaluation.catalogue import PRIMARY
+from benchmarks.evaluation.explanation import FAITHFULNESS_RULE
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.behaviour import HEADLINE_RULE, measure_name
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import ALPHA, LEVEL
-from benchmarks.report.explanations import CLAIM_EXPLAINER
+from benchmarks.report.explanations import CLAIM_EXPLAINER, faithful
 
 HOLDS, FAILS, UNCLEAR, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 NO_REFERENCE = "no runs of a reference method (role `reference` in the records)"
@@ -39,11 +41,17 @@ EQUIVALENCE_MARGIN = 0.02
 TIME_TOLERANCE = 0.25
 #: the test splits where the shortcut misleads, on which ISNet should beat the others
 CLAIM_SPLITS = ("deceiving", "external")
+#: a side whose every seed gives one class to at least this share of a split's images is degenerate
+DEGENERATE_SHARE = 0.95
 CHANCE_RULE = (
     "A comparison in which both sides are at chance is inconclusive, whatever the difference: a side is at chance "
     f"when the {LEVEL:.0%} bootstrap interval over test images of its seed-mean accuracy contains the split's "
-    "majority-class share (a classifier at chance is the same everywhere and beats nothing)."
+    "majority-class share, or when it is degenerate: every seed predicts one class for at least "
+    f"{DEGENERATE_SHARE:.0%} of the split's images, whatever its accuracy (a classifier at chance is the same "
+    "everywhere and beats nothing)."
 )
+SMOKE_NOTE = ("smoke profile: a plumbing check of a few training steps, not evidence; its verdicts say only that the "
+              "pipeline runs")
 
 
 @dataclass(frozen=True)
@@ -83,19 +91,33 @@ def _p(x: float) -> str:
 
 
 def _keys(analysis: Analysis) -> list[tuple[str, str]]:
-    return sorted(analysis.roles)
+    """The experiments that are evidence for the claims (no-shortcut controls are not)."""
+    return sorted(k for k, r in analysis.roles.items() if not r.control)
 
 
-def at_chance(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
-    """Whether the bootstrap interval of ``method``'s seed-mean accuracy on ``split`` contains
-    the split's majority-class share (False when it was not measured)."""
+def _primary(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> pd.Series | None:
     m = analysis.metrics
     row = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == method)
             & (m["split"] == split) & (m["metric"] == PRIMARY)]
-    if row.empty:
+    return None if row.empty else row.iloc[0]
+
+
+def degenerate(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
+    """Whether every seed of ``method`` gives one class to at least :data:`DEGENERATE_SHARE` of
+    ``split``'s images (False when it was not measured)."""
+    r = _primary(analysis, key, method, split)
+    return r is not None and bool(r.get("top_class_share", 0.0) >= DEGENERATE_SHARE)
+
+
+def at_chance(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
+    """Whether ``method`` is at chance on ``split`` by :data:`CHANCE_RULE`: the bootstrap interval
+    of its seed-mean accuracy contains the split's majority-class share, or it is
+    :func:`degenerate` (False when it was not measured)."""
+    r = _primary(analysis, key, method, split)
+    if r is None:
         return False
-    r = row.iloc[0]
-    return bool(r["boot_low"] <= r["majority_share"] + 1e-9 and r["majority_share"] <= r["boot_high"] + 1e-9)
+    contains = r["boot_low"] <= r["majority_share"] + 1e-9 and r["majority_share"] <= r["boot_high"] + 1e-9
+    return bool(contains) or degenerate(analysis, key, method, split)
 
 
 def _both_at_chance(analysis: Analysis, key: tuple[str, str], a: tuple[str, str], b: tuple[str, str]) -> bool:
@@ -229,8 +251,11 @@ def claim_background(analysis: Analysis) -> Claim:
         "means, its interval and p-value from bootstrap resamples of the explained images (the same resample for "
         "both methods), p two-sided by inverting the percentile interval, Holm-Bonferroni adjusted over the "
         f"experiment's comparisons. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does "
-        "not hold when another method is level or ahead in any, inconclusive otherwise. The other explainers are in "
-        "the explanation tables.",
+        "not hold when another method is level or ahead in any, inconclusive otherwise. A heatmap is evidence about "
+        f"what a model reads only where it accounts for the model's output: {FAITHFULNESS_RULE}. On a split where "
+        "ISNet's heatmaps are not faithful by that rule the claim is not measured there; another method whose "
+        "heatmaps are not faithful is left out of the comparison (both named in the evidence). The other explainers "
+        "are in the explanation tables.",
     )
     rel = analysis.relevance_paired
     for key in _keys(analysis):
@@ -246,14 +271,82 @@ def claim_background(analysis: Analysis) -> Claim:
             continue
         order = {s: i for i, s in enumerate(analysis.roles[key].order)}
         block = block.assign(_o=block["split"].map(order)).sort_values(["_o", "other"], kind="stable")
-        states = [_decide(r.diff, r.p_holm) for r in block.itertuples(index=False)]
-        evidence = "; ".join(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside [{_pp(r.low)}, {_pp(r.high)}] "
-                             f"(p_Holm {_p(r.p_holm)})" for r in block.itertuples(index=False))
+        pairs = {(cast.reference, sp) for sp in block["split"]} | set(zip(block["other"], block["split"], strict=True))
+        faith = {pair: faithful(analysis.explanations, key, *pair) for pair in pairs}
+        states, parts, dropped = [], [], []
+        for r in block.itertuples(index=False):
+            if faith[(cast.reference, r.split)] is False:
+                continue
+            if faith[(r.other, r.split)] is False:
+                dropped.append(f"`{r.other}` on {r.split}")
+                continue
+            states.append(_decide(r.diff, r.p_holm))
+            parts.append(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp inside [{_pp(r.low)}, {_pp(r.high)}] "
+                         f"(p_Holm {_p(r.p_holm)})")
+        unfaithful = sorted({sp for (m, sp), v in faith.items() if m == cast.reference and v is False},
+                            key=lambda sp: order.get(sp, 99))
+        if unfaithful:
+            parts.append(f"ISNet's {CLAIM_EXPLAINER.upper()} heatmaps do not account for its logits on "
+                         f"{', '.join(unfaithful)} (faithfulness table): not evidence there")
+        if dropped:
+            parts.append("left out, heatmaps not faithful: " + ", ".join(dropped))
+        if any(v is None for v in faith.values()):
+            parts.append("faithfulness not recorded for some runs (older records)")
         unscored = sorted(set(cast.baselines()) - set(block["other"]))
         if unscored:
-            evidence += f"; not compared (no {CLAIM_EXPLAINER} score): " + ", ".join(f"`{m}`" for m in unscored)
-        claim.findings.append(Finding(*key, _combine(states), evidence))
+            parts.append(f"not compared (no {CLAIM_EXPLAINER} score): " + ", ".join(f"`{m}`" for m in unscored))
+        claim.findings.append(Finding(*key, _combine(states) if states else NOT_MEASURED, "; ".join(parts)))
     return claim
+
+
+# -------------------------------------------------------------------------------- claim 6
+def claim_behaviour(analysis: Analysis) -> Claim:
+    claim = Claim(
+        6, "ISNet's predictions follow the background less than every other method's (what the models do).",
+        f"On each experiment's headline behaviour measure ({HEADLINE_RULE}), ISNet's seed mean minus each other "
+        "method's (ISNet's own variants, role `reference_variant`, excluded) on every test split where it is "
+        f"measured; estimator: {ESTIMATOR}. Holds when ISNet is lower with adjusted p < {ALPHA} in every comparison, "
+        "does not hold when another method is level or lower in any, inconclusive otherwise. A comparison where "
+        "either side is degenerate (every seed predicts one class for at least "
+        f"{DEGENERATE_SHARE:.0%} of the intact images: a constant classifier follows nothing) is inconclusive. No "
+        "explainer is involved: the images change, the predictions are compared.",
+    )
+    paired = analysis.behaviour_paired
+    for key in _keys(analysis):
+        cast = analysis.cast[key]
+        if cast.reference is None:
+            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
+            continue
+        block = paired[(paired["experiment"] == key[0]) & (paired["profile"] == key[1])] if not paired.empty \
+            else paired
+        if not block.empty:
+            block = block[block["other"].isin(cast.baselines())]
+        if block.empty:
+            claim.findings.append(Finding(*key, NOT_MEASURED, "no counterfactual tests recorded"))
+            continue
+        states, parts = [], []
+        for r in block.itertuples(index=False):
+            stuck = [m for m in (cast.reference, r.other) if degenerate(analysis, key, m, r.split)]
+            states.append(UNCLEAR if stuck else _decide(-r.diff, r.p_holm))
+            parts.append(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp [{_pp(r.low)}, {_pp(r.high)}] "
+                         f"(p_Holm {_p(r.p_holm)})" + (f", degenerate: {', '.join(stuck)}" if stuck else ""))
+        test, measure = block["test"].iloc[0], block["measure"].iloc[0]
+        claim.findings.append(Finding(*key, _combine(states), f"{measure_name(measure)}, {test}: " + "; ".join(parts)))
+    return claim
+
+
+def note_disagreements(claims: list[Claim], behaviour_claim: Claim) -> None:
+    """Say in each claim where its verdict and the behaviour claim's differ, experiment by experiment."""
+    judged = {(f.experiment, f.profile): f.verdict for f in behaviour_claim.findings}
+    for c in claims:
+        if c is behaviour_claim:
+            continue
+        differ = [f"{f.experiment} ({f.profile}): this claim {f.verdict}, claim 6 {judged[(f.experiment, f.profile)]}"
+                  for f in c.findings if (f.experiment, f.profile) in judged
+                  and f.verdict != judged[(f.experiment, f.profile)]]
+        if differ:
+            c.note = " ".join(filter(None, [c.note, "*Where claim 6 (behaviour) disagrees:* " + "; ".join(differ)
+                                            + "."]))
 
 
 # -------------------------------------------------------------------------------- claim 5
@@ -293,14 +386,19 @@ def claim_test_cost(analysis: Analysis) -> Claim:
 
 
 def decide(analysis: Analysis) -> list[Claim]:
-    """Every claim, in the order of the paper's argument."""
-    return [
+    """Every claim, in the order of the paper's argument, then the claim on behaviour; each of
+    claims 1-5 says where it and the behaviour claim disagree."""
+    behaviour = claim_behaviour(analysis)
+    claims = [
         claim_same_accuracy(analysis),
         claim_beats(analysis, "plain"),
         claim_beats(analysis, "comparison"),
         claim_background(analysis),
         claim_test_cost(analysis),
+        behaviour,
     ]
+    note_disagreements(claims, behaviour)
+    return claims
 
 
 def claims_frame(claims: list[Claim]) -> pd.DataFrame:
@@ -321,7 +419,8 @@ def markdown(claims: list[Claim]) -> str:
             lines += [c.note, ""]
         if c.findings:
             lines += ["| experiment | profile | verdict | evidence |", "|---|---|---|---|"]
-            lines += [f"| {f.experiment} | {f.profile} | {f.verdict} | {f.evidence.replace('|', '/')} |"
+            lines += [f"| {f.experiment} | {f.profile} | {f.verdict}{' (smoke)' if f.profile == 'smoke' else ''} | "
+                      f"{(f'**{SMOKE_NOTE}.** ' if f.profile == 'smoke' else '') + f.evidence.replace('|', '/')} |"
                       for f in c.findings]
             lines.append("")
     return "\n".join(lines)

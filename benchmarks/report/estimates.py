@@ -144,6 +144,13 @@ def summarise(runs: SplitRuns, seed: int, cache: IndexCache | None = None) -> di
     return out
 
 
+def top_class_share(runs: SplitRuns) -> float:
+    """The smallest, over seeds, share of the split's images given the seed's most-predicted
+    class: 1 when every seed predicts one class for every image (a constant classifier)."""
+    shares = [np.bincount(z.argmax(1)).max() / max(len(z), 1) for z in runs.logits]
+    return float(min(shares)) if shares else NAN
+
+
 # ----------------------------------------------------------------------------- selected runs
 def experiment_keys(selected: pd.DataFrame) -> list[tuple[str, str]]:
     ok = selected[selected["split"].notna()]
@@ -180,6 +187,7 @@ def metric_table(collection: Collection, selected: pd.DataFrame, roles: dict) ->
                         "images_shared_by_seeds": s.shared,
                         "hparam_index": int(block["hparam_index"].iloc[0]),
                         "majority_share": float(np.bincount(runs.labels[0]).max() / max(len(runs.labels[0]), 1)),
+                        "top_class_share": top_class_share(runs),
                         "resamples": resample_id(runs, boot_seed(*key, split)),
                     })
     frame = pd.DataFrame(rows)

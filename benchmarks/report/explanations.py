@@ -7,12 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from benchmarks.evaluation.explanation import FAITHFUL_MAX_ABSORBED, FAITHFUL_MIN_CORRELATION
 from benchmarks.report.estimates import LEVEL, NAN, experiment_keys, methods_of, rows_of
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import t_interval
 
 EXPLAINER_ORDER = ("own", "lrp", "gradcam", "input_x_gradient")
 EXPLANATION_METRICS = ("relevance_inside_mask", "pointing_game")
+#: does a heatmap account for the logit it explains (:func:`benchmarks.evaluation.explanation.faithfulness`),
+#: and the share of its relevance on the background, shown beside each other
+FAITHFULNESS_METRICS = ("background_relevance_share", "sum_over_logit", "sum_logit_correlation", "absorbed_share")
 #: the explainer that decides the background-relevance claim (the one the ISNet paper used)
 CLAIM_EXPLAINER = "lrp"
 
@@ -39,8 +43,9 @@ def explanation_tables(collection: Collection, selected: pd.DataFrame, roles: di
                             errors.append({"experiment": key[0], "profile": key[1], "method": method,
                                            "explainer": explainer, "split": split, "error": scores["error"]})
                             continue
-                        for metric in EXPLANATION_METRICS:
-                            values.setdefault((split, explainer, metric), []).append(_nan(scores.get(metric)))
+                        for metric in (*EXPLANATION_METRICS, *FAITHFULNESS_METRICS):
+                            if metric in scores:
+                                values.setdefault((split, explainer, metric), []).append(_nan(scores[metric]))
             for (split, explainer, metric), vals in values.items():
                 t = t_interval(vals, LEVEL)
                 rows.append({"experiment": key[0], "profile": key[1], "method": method, "explainer": explainer,
@@ -56,6 +61,23 @@ def explanation_tables(collection: Collection, selected: pd.DataFrame, roles: di
     err = pd.DataFrame(errors, columns=["experiment", "profile", "method", "explainer", "split", "error"])
     err = err.drop_duplicates(["experiment", "profile", "method", "explainer", "error"])
     return frame, err.reset_index(drop=True)
+
+
+def faithful(explanations: pd.DataFrame, key: tuple[str, str], method: str, split: str,
+             explainer: str = CLAIM_EXPLAINER) -> bool | None:
+    """Whether ``method``'s heatmaps (by ``explainer``) on ``split`` account for the logits they
+    explain by :data:`~benchmarks.evaluation.explanation.FAITHFULNESS_RULE`, read on the seed means
+    of the explanation table; ``None`` when the records do not say (written before it was measured)."""
+    e = explanations
+    if e.empty:
+        return None
+    block = e[(e["experiment"] == key[0]) & (e["profile"] == key[1]) & (e["method"] == method)
+              & (e["split"] == split) & (e["explainer"] == explainer)].set_index("metric")["mean"]
+    if not {"sum_logit_correlation", "absorbed_share"} <= set(block.index):
+        return None
+    r, absorbed = block["sum_logit_correlation"], block["absorbed_share"]
+    return bool(np.isfinite(r) and r >= FAITHFUL_MIN_CORRELATION and np.isfinite(absorbed)
+                and absorbed <= FAITHFUL_MAX_ABSORBED)
 
 
 def _nan(value: object) -> float:

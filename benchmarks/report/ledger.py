@@ -3,28 +3,44 @@ and the invocations cost, which runs were left out, and where the runs came from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pandas as pd
 
 from benchmarks.report import convergence
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.selection import CLI_COLUMN, NO_CLI
 from benchmarks.report.table import Cell, Table, num, signed, t_cell, t_text
 
 
+def _hparams_cell(hparams: str, from_cli: str) -> Cell:
+    """The draw's hyper-parameters, and which of them were set on the command line (if any)."""
+    cell = Cell.code(hparams)
+    keys = sorted(json.loads(from_cli)) if from_cli and from_cli != NO_CLI else []
+    if not keys:
+        return cell
+    return Cell(cell.md + "; set on the command line: " + ", ".join(f"`{k}`" for k in keys),
+                cell.tex + "; set on the command line: " + ", ".join(Cell.code(k).tex for k in keys))
+
+
 def selection_table(draws: pd.DataFrame, note: str) -> Table:
+    draws = draws if CLI_COLUMN in draws else draws.assign(**{CLI_COLUMN: NO_CLI})
     rows = []
     for r in draws.itertuples(index=False):
         rows.append([Cell.text(r.experiment), Cell.text(r.profile), Cell.code(r.method), Cell.text(r.hparam_index),
-                     Cell.code(r.hparams), Cell.text(r.seeds_ok), Cell.text(r.seeds_failed),
-                     Cell.text(num(r.val_accuracy)), Cell.text("yes" if r.selected else "")])
+                     _hparams_cell(r.hparams, getattr(r, CLI_COLUMN)), Cell.text(r.seeds_ok),
+                     Cell.text(r.seeds_failed), Cell.text(num(r.val_accuracy)), Cell.text("yes" if r.selected else "")])
+    set_on_cli = (draws[CLI_COLUMN] != NO_CLI).any()
     return Table(
         "model_selection", "Model selection",
         note + " Mean validation accuracy (%) over the finished seeds of each draw; draw 0 is the method's "
-        "defaults; ties go to the lower draw.",
+        "defaults; ties go to the lower draw" + (
+            ", then to the draw without values set on the command line (`run --hparams`; they apply to every draw "
+            "of the method and are part of each run's identity)." if set_on_cli else "."),
         ["experiment", "profile", "method", "draw", "hyper-parameters", "seeds ok", "seeds failed",
          "val. accuracy", "selected"],
-        rows, draws, "lllrlrrrl")
+        rows, draws if set_on_cli else draws.drop(columns=CLI_COLUMN), "lllrlrrrl")
 
 
 # -------------------------------------------------------------------------- convergence
@@ -164,6 +180,18 @@ def damaged_table(damaged: Sequence) -> Table:
 
 
 # --------------------------------------------------------------------------- provenance
+def _kernel_items(kernels: dict | None) -> list[tuple[str, str]]:
+    """What a CPU start recorded about its numerics (:func:`benchmarks.kernels.describe`)."""
+    if not isinstance(kernels, dict):
+        return []
+    cpu_id = kernels.get("cpu_id") or {}
+    ident = ", ".join(f"{k} {v}" for k, v in sorted(cpu_id.items()))
+    caps = ", ".join(f"{k}={v}" for k, v in sorted((kernels.get("caps") or {}).items())) or "none"
+    return [("CPU", f"{kernels.get('cpu')} ({ident}); flags: {' '.join(kernels.get('kernel_flags') or [])}"),
+            ("CPU kernels", f"ATen {kernels.get('aten_capability')}; caps: {caps}"),
+            ("oneDNN / MKL", f"{kernels.get('onednn')} / {kernels.get('mkl')}")]
+
+
 def provenance_tables(collection_records: Sequence, frame: pd.DataFrame) -> list[Table]:
     """Distinct commits, devices, platforms and package versions, and data checksums per
     experiment, each with the number of runs it covers."""
@@ -175,6 +203,7 @@ def provenance_tables(collection_records: Sequence, frame: pd.DataFrame) -> list
         items = [("git commit", str(prov.get("git_commit"))), ("device", str(prov.get("device"))),
                  ("platform", str(prov.get("platform"))), ("python", str(prov.get("python")))]
         items += [(f"package {k}", str(v)) for k, v in sorted((prov.get("packages") or {}).items())]
+        items += sorted({item for start in prov.get("starts") or [] for item in _kernel_items(start.get("kernels"))})
         for item in items:
             counts[item] = counts.get(item, 0) + 1
         exp = runs.loc[path, "experiment"] if path in runs.index else rec.config.get("experiment")

@@ -1,8 +1,9 @@
 """Whether the runs behind one table were trained under the same numerics.
 
-A run's thread count and device change the last bits of its numbers (and its timings). Each
-record's ``provenance.json`` lists every start and resume of the run (``starts``: ``threads``,
-``device``, ...); a record without that list counts as one start on its recorded ``device``.
+A run's thread count, device and, on the CPU, the instruction set its kernels used change the
+last bits of its numbers (and its timings). Each record's ``provenance.json`` lists every start
+and resume of the run (``starts``: ``threads``, ``device``, ``kernels``, ...); a record without
+that list counts as one start on its recorded ``device``.
 The report warns where one table mixes settings.
 """
 
@@ -16,11 +17,14 @@ from benchmarks.report.tidy import Collection
 
 
 def settings(provenance: dict) -> set[str]:
-    """The numerics settings a run was trained under, one per distinct (threads, device)."""
+    """The numerics settings a run was trained under, one per distinct (threads, device, CPU
+    kernels' instruction set where recorded)."""
     starts = provenance.get("starts")
     if not starts:
         return {str(provenance.get("device"))}
-    return {f"{s.get('device')}, {s.get('threads')} thread{'' if s.get('threads') == 1 else 's'}" for s in starts}
+    return {f"{s.get('device')}, {s.get('threads')} thread{'' if s.get('threads') == 1 else 's'}"
+            + (f", {s['kernels'].get('aten_capability')} kernels" if isinstance(s.get("kernels"), dict) else "")
+            for s in starts}
 
 
 def mixed(collection: Collection, selected: pd.DataFrame, key: tuple[str, str] | None = None) -> str:
@@ -36,5 +40,5 @@ def mixed(collection: Collection, selected: pd.DataFrame, key: tuple[str, str] |
                      for s in per_run)
     listing = "; ".join(f"{name}: {n} run{'s' * (n != 1)}" for name, n in sorted(counts.items()))
     return (f"**Mixed numerics.** The runs {'of these tables' if key else 'of this report'} were trained under "
-            f"{len(found)} settings of threads and device ({listing}). A run's numbers depend in their last bits on "
-            "its thread count and device, and timings are comparable only within one setting.")
+            f"{len(found)} settings of threads, device and kernels ({listing}). A run's numbers depend in their last "
+            "bits on its thread count, device and kernels, and timings are comparable only within one setting.")

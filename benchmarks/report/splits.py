@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: the tag of a no-shortcut control experiment
+CONTROL_TAG = "no_shortcut_control"
 #: the config.json fields that state an experiment's split roles
 FIELDS = ("test_splits", "id_split", "shift_splits", "experiment_tags")
 
@@ -20,6 +22,8 @@ class SplitRoles:
     id_split: str | None
     shift_splits: tuple[str, ...]
     synthetic_bias: bool
+    #: a no-shortcut control (tag ``no_shortcut_control``): reported beside its experiment, never claim evidence
+    control: bool = False
 
     def gap_pairs(self) -> list[tuple[str, str]]:
         """(in-distribution, shifted) pairs of the bias gaps, in split order."""
@@ -47,4 +51,5 @@ def split_roles(statements: Iterable[tuple], seen: Iterable[str], experiment: st
     seen = sorted(set(seen))
     order = [s for s in test_splits if s in seen] + [s for s in seen if s not in test_splits]
     shift = tuple(s for s in order if s in shift_splits)
-    return SplitRoles(tuple(order), id_split if id_split in seen else None, shift, "synthetic_bias" in tags)
+    return SplitRoles(tuple(order), id_split if id_split in seen else None, shift, "synthetic_bias" in tags,
+                      CONTROL_TAG in tags)

@@ -1,14 +1,14 @@
 """How far float noise moves a run's end: candidate stopping rules on perturbed replicas.
 
-``python -m benchmarks.studies.stopping run [--out DIR]`` trains each configuration of
+``python -m benchmarks.studies.stopping run [--out results/studies/stopping]`` trains each configuration of
 :data:`CONFIGURATIONS` (cpu profile, default hyper-parameters) for its profile's full schedule
 (no early stopping) four times: once as is and three times with every initial weight
 multiplied by ``1 + 1e-6 N(0, 1)`` (about the difference two CPUs' kernels make in one
-step). ``python -m benchmarks.studies.stopping table [--out DIR] [--write FILE]`` then applies
-each candidate rule of :data:`RULES` to the recorded validation curves, as the harness would
-have applied it during training, and tabulates per configuration and rule the epoch at which
-each replica stops, the epoch the selection rule then keeps and that model's validation
-accuracy.
+step). ``python -m benchmarks report --runs results`` then applies each candidate rule of
+:data:`RULES` to the recorded validation curves, as the harness would have applied it during
+training, and tabulates per configuration and rule the epoch at which each replica stops, the
+epoch the selection rule then keeps and that model's validation accuracy
+(:mod:`benchmarks.report.studies`).
 
 The decision rule was written before the runs: the rule whose stopping epoch spreads least
 over the replicas (worst configuration), then whose selected validation accuracy spreads
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.convergence import still_improving
-from benchmarks.store import RunDir
 from benchmarks.training import RunTask, best_epoch, profile_settings
 
 #: (experiment, method, seed): the issue's example (ISNet on biased MNIST), ISNet and a Faster
@@ -39,6 +38,7 @@ CONFIGURATIONS: tuple[tuple[str, str, int], ...] = (
     ("synthetic_tb", "rrr", 0),
     ("synthetic_covid", "standard", 0),
 )
+COMMAND = "python -m benchmarks.studies.stopping run --out results/studies/stopping"
 RELATIVE = 1e-6
 DRAWS = (0, 1, 2, 3)  # 0: unperturbed
 MIN_EPOCHS = 8
@@ -128,50 +128,16 @@ def tasks(out: Path, cache_dir: Path) -> list[RunTask]:
     return made
 
 
-def table(out: Path) -> str:
-    lines = ["| configuration | rule | epochs trained (per replica) | selected epoch | selected validation accuracy "
-             "| spread of the epochs | spread of the accuracy |", "|---|---|---|---|---|---:|---:|"]
-    worst: dict[str, list[float]] = {name: [0, 0, 0] for name in RULES}
-    for experiment, method, seed in CONFIGURATIONS:
-        curves = [RunDir(t.folder).read_epochs() for t in tasks(out, Path("."))
-                  if (t.experiment, t.method, t.seed) == (experiment, method, seed)]
-        if not all(curves):
-            continue
-        for name, rule in RULES.items():
-            got = [apply(c, rule) for c in curves]
-            e_spread = max(o.epochs for o in got) - min(o.epochs for o in got)
-            a_spread = max(o.val_accuracy for o in got) - min(o.val_accuracy for o in got)
-            worst[name][0] = max(worst[name][0], e_spread)
-            worst[name][1] = max(worst[name][1], a_spread)
-            worst[name][2] += sum(o.epochs for o in got)
-            lines.append(f"| {experiment} / {method} / seed {seed} | {name} | {', '.join(str(o.epochs) for o in got)} "
-                         f"| {', '.join(str(o.selected) for o in got)} "
-                         f"| {', '.join(f'{o.val_accuracy:.3f}' for o in got)} | {e_spread} | {100 * a_spread:.1f} pp |")
-    lines += ["", "| rule | worst spread of the epochs | worst spread of the accuracy | epochs trained in all |",
-              "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {w[0]} | {100 * w[1]:.1f} pp | {w[2]} |" for name, w in worst.items()]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.stopping", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "table"])
-    parser.add_argument("--out", type=Path, default=Path("output/stopping"))
+    parser.add_argument("command", choices=["run"])
+    parser.add_argument("--out", type=Path, default=Path("results/studies/stopping"))
     parser.add_argument("--cache-dir", type=Path, default=Path("datasets/cache"))
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--write", type=Path, help="write the table to this file")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        from benchmarks.executors import local
+    from benchmarks.studies.running import run_tasks
 
-        todo = [t for t in tasks(args.out.resolve(), args.cache_dir.resolve()) if not RunDir(t.folder).is_done()]
-        local.run_pool(todo, args.jobs, show_progress=False) if args.jobs > 1 else local.run_serial(todo, False)
-        return 0
-    text = table(args.out.resolve())
-    if args.write:
-        args.write.write_text(text)
-    print(text)
-    return 0
+    return run_tasks(tasks(args.out.resolve(), args.cache_dir.resolve()), args.out, args.jobs)
 
 
 if __name__ == "__main__":

@@ -71,16 +71,25 @@ def write_run(
     selectable: Sequence[bool] | None = None,
     starts: list[dict] | None = None,
     image_size: int = 8,
+    follows: float | None = None,
+    faithful: bool | None = None,
+    hparams_from_cli: Mapping[str, object] | None = None,
 ) -> Path:
     """One finished (or failed) fake run record; returns its folder.
 
     ``val_loss``: the validation loss per epoch (its validation accuracy is ``val_accuracy``
     minus the loss / 10); ``own=False``: the method's own explainer fails (no gallery);
     ``black_background``: gallery images are 0 outside the mask; ``starts``: provenance's list
-    of starts (absent when ``None``)."""
+    of starts (absent when ``None``); ``follows``: the share of images whose prediction follows the
+    marker of another class in a ``deceiving`` re-rendering of the biased split (counterfactual
+    records; none when ``None``); ``faithful``: whether its heatmaps account for their logits
+    (faithfulness fields; absent when ``None``); ``hparams_from_cli``: values set by ``run --hparams``
+    (recorded as the harness records them)."""
     data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
     config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
-              "hparams": {"lr": 0.001 * (hparam_index + 1)}, "hparam_index": hparam_index}
+              "hparams": {"lr": 0.001 * (hparam_index + 1), **(hparams_from_cli or {})}, "hparam_index": hparam_index}
+    if hparams_from_cli:
+        config["hparams_from_cli"] = dict(hparams_from_cli)
     run = RunDir(run_path(root, experiment, method, seed, config))
     profile = {"backbone": "tiny_cnn", "image_size": image_size, "epochs": len(val_loss), "data": data}
     run.write_json("config.json", {**config, "experiment_profile": profile, **experiment_fields(experiment),
@@ -99,9 +108,11 @@ def write_run(
     record = {"explained_images": N_EXPLAINED, "target": "true class", "class_names": [f"class {c}" for c in range(k)],
               "splits": {}}
     arrays: dict[str, np.ndarray] = {}
+    predicted: dict[str, dict[str, np.ndarray]] = {}
     for split, acc in accuracy.items():
         pred = _predictions(acc, n, k, _rng(experiment, method, seed, hparam_index, split))
         run.write_predictions(split, pred)
+        predicted[split] = pred
         summary["splits"][split] = {"accuracy": float(np.mean(pred["logits"].argmax(1) == pred["labels"])),
                                     "n": n, "loss": 0.5, "inference_seconds": infer_ms * n / 1000}
         rng = _rng("explain", experiment, method, seed, split)
@@ -113,6 +124,10 @@ def write_run(
             values = np.clip(rng.normal(inside, 0.03, N_EXPLAINED), 0, 1).astype(np.float32)
             arrays[f"{split}/{explainer}/relevance_inside_mask"] = values
             per[explainer] = {"relevance_inside_mask": float(values.mean()), "pointing_game": float(inside)}
+            if faithful is not None:
+                per[explainer].update({"background_relevance_share": 1 - inside, "sum_over_logit": 0.9 if faithful
+                                       else -1.0, "sum_logit_correlation": 0.9 if faithful else -0.2,
+                                       "absorbed_share": 0.2 if faithful else 1.5})
         per["gradcam"] = {"error": "TypeError: no Conv2d for Grad-CAM"}
         record["splits"][split] = per
         if not own:
@@ -126,9 +141,27 @@ def write_run(
         arrays[f"{split}/gallery/labels"] = np.arange(6) % k
     run.write_json("explanations.json", record)
     run.write_arrays("explanations.npz", arrays)
+    if follows is not None:
+        run.write_arrays("counterfactuals.npz", _deceiving_copy(predicted["biased"], follows, k,
+                                                                _rng("follow", method, seed)))
     run.write_json("summary.json", summary)
     run.mark_done("ok")
     return run.path
+
+
+def _deceiving_copy(pred: dict[str, np.ndarray], follows: float, k: int, rng: np.random.Generator
+                    ) -> dict[str, np.ndarray]:
+    """A ``deceiving`` re-rendering of the biased split whose marker points to the next class:
+    a share ``follows`` of the images is predicted as that class, the rest as on the intact image."""
+    intact, labels = pred["logits"].argmax(1), pred["labels"]
+    marker = (labels + 1) % k
+    chosen = np.zeros(len(labels), dtype=bool)
+    chosen[rng.permutation(len(labels))[: int(round(follows * len(labels)))]] = True
+    return {"biased/deceiving/pred": np.where(chosen, marker, intact).astype(np.int16),
+            "biased/deceiving/background_class": marker.astype(np.int16),
+            "biased/deceiving/donor": np.full(len(labels), -1, dtype=np.int32),
+            "biased/deceiving/source": np.asarray(-1, dtype=np.int16),
+            "biased/deceiving/kind": np.asarray("rerendered")}
 
 
 def _epochs(val_loss: Sequence[float], val_accuracy: float, selectable: Sequence[bool] | None) -> list[dict]:
@@ -171,17 +204,24 @@ def damage(folder: Path) -> None:
 def holding_records(root: Path, seeds=(0, 1, 2)) -> Path:
     """Records where every claim of the paper holds."""
     for seed in seeds:
-        write_run(root, "isnet", seed, {"biased": 0.99, "unbiased": 0.99, "deceiving": 0.99}, inside=0.9)
-        write_run(root, "isnet_fast", seed, {"biased": 0.99, "unbiased": 0.98, "deceiving": 0.98}, inside=0.95)
-        write_run(root, "standard", seed, {"biased": 0.99, "unbiased": 0.70, "deceiving": 0.30}, inside=0.4)
-        write_run(root, "rrr", seed, {"biased": 0.97, "unbiased": 0.85, "deceiving": 0.70}, inside=0.6)
+        write_run(root, "isnet", seed, {"biased": 0.99, "unbiased": 0.99, "deceiving": 0.99}, inside=0.9,
+                  follows=0.02, faithful=True)
+        write_run(root, "isnet_fast", seed, {"biased": 0.99, "unbiased": 0.98, "deceiving": 0.98}, inside=0.95,
+                  follows=0.03, faithful=True)
+        write_run(root, "standard", seed, {"biased": 0.99, "unbiased": 0.70, "deceiving": 0.30}, inside=0.4,
+                  follows=0.7, faithful=True)
+        write_run(root, "rrr", seed, {"biased": 0.97, "unbiased": 0.85, "deceiving": 0.70}, inside=0.6,
+                  follows=0.3, faithful=True)
     return root
 
 
 def failing_records(root: Path, seeds=(0, 1, 2)) -> Path:
     """Records that contradict every claim of the paper."""
     for seed in seeds:
-        write_run(root, "isnet", seed, {"biased": 0.99, "unbiased": 0.80, "deceiving": 0.50}, inside=0.3, infer_ms=3.0)
-        write_run(root, "standard", seed, {"biased": 0.99, "unbiased": 0.85, "deceiving": 0.60}, inside=0.5)
-        write_run(root, "rrr", seed, {"biased": 0.97, "unbiased": 0.90, "deceiving": 0.80}, inside=0.6)
+        write_run(root, "isnet", seed, {"biased": 0.99, "unbiased": 0.80, "deceiving": 0.50}, inside=0.3, infer_ms=3.0,
+                  follows=0.6, faithful=True)
+        write_run(root, "standard", seed, {"biased": 0.99, "unbiased": 0.85, "deceiving": 0.60}, inside=0.5,
+                  follows=0.4, faithful=True)
+        write_run(root, "rrr", seed, {"biased": 0.97, "unbiased": 0.90, "deceiving": 0.80}, inside=0.6,
+                  follows=0.2, faithful=True)
     return root

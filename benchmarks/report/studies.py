@@ -1,0 +1,147 @@
+"""Studies beside the grid: records under ``<runs>/studies/<name>/runs`` (each written by
+``python -m benchmarks.studies.<name> run``), one table each in the report.
+
+* ``stopping``: every candidate stopping rule applied to the validation curves of perturbed
+  replicas (:mod:`benchmarks.studies.stopping`);
+* ``isnet_protocol``: ISNet's X-ray protocol, arm by arm (:mod:`benchmarks.studies.isnet_protocol`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.report import behaviour as bh
+from benchmarks.report.estimates import LEVEL
+from benchmarks.report.table import Cell, Table, t_cell, t_text
+from benchmarks.report.tidy import Collection, collect
+from benchmarks.stats import t_interval
+from benchmarks.store import RunRecord
+from benchmarks.studies import isnet_protocol, stopping
+
+STUDIES = "studies"
+
+
+def study_tables(root: Path) -> list[Table]:
+    """The table of every study whose records lie under ``root/studies``, in a fixed order."""
+    makers: dict[str, Callable[[Collection], Table | None]] = {"stopping": stopping_table,
+                                                                "isnet_protocol": protocol_table}
+    out = []
+    for name, make in makers.items():
+        folder = Path(root) / STUDIES / name
+        if (folder / "runs").is_dir():
+            table = make(collect(folder))
+            if table is not None:
+                out.append(table)
+    return out
+
+
+# ----------------------------------------------------------------------------- stopping
+def stopping_table(collection: Collection) -> Table | None:
+    """Per configuration and candidate rule: where each replica stops, the epoch it keeps and
+    that model's validation accuracy, and their spread over the replicas."""
+    curves: dict[tuple, list[tuple[int, list[dict]]]] = {}
+    for record in collection.records:
+        c = record.config
+        draw = (c.get("init_perturbation") or {}).get("draw", 0)
+        curves.setdefault((c["experiment"], c["method"], c["seed"]), []).append((draw, record.epochs))
+    rows, data = [], []
+    for config in stopping.CONFIGURATIONS:
+        replicas = [epochs for _, epochs in sorted(curves.get(config, []), key=lambda x: x[0])]
+        if len(replicas) < 2:
+            continue
+        for name, rule in stopping.RULES.items():
+            got = [stopping.apply(curve, rule) for curve in replicas]
+            epochs = [o.epochs for o in got]
+            accuracy = [o.val_accuracy for o in got]
+            rows.append([Cell.text(" / ".join(map(str, config))), Cell.text(name),
+                         Cell.text(", ".join(map(str, epochs))), Cell.text(", ".join(str(o.selected) for o in got)),
+                         Cell.text(", ".join(f"{100 * a:.1f}" for a in accuracy)),
+                         Cell.text(max(epochs) - min(epochs)),
+                         Cell.text(f"{100 * (max(accuracy) - min(accuracy)):.1f}")])
+            data.append({"experiment": config[0], "method": config[1], "seed": config[2], "rule": name,
+                         "epochs": epochs, "selected": [o.selected for o in got], "val_accuracy": accuracy,
+                         "epoch_spread": max(epochs) - min(epochs), "accuracy_spread": max(accuracy) - min(accuracy)})
+    if not rows:
+        return None
+    caption = (
+        "How far float noise moves a run's end. Each configuration (experiment / method / seed, cpu profile) was "
+        f"trained for its whole schedule {len(stopping.DRAWS)} times: as is, and with every initial weight "
+        f"multiplied by 1 + {stopping.RELATIVE:g}·N(0, 1) (about what another CPU's kernels change in one step). "
+        "Each candidate stopping rule is applied to the recorded validation curves as the harness applies it after "
+        "every epoch (from epoch 8 on); per replica (unperturbed first): the epochs it would have trained, the "
+        "epoch the selection rule then keeps (lowest validation loss) and that model's validation accuracy (%); "
+        "the spreads are max − min over the replicas. Only validation data are read. Reproduce: "
+        f"`{stopping.COMMAND}`."
+    )
+    return Table("study_stopping", "Stopping rules under float noise", caption,
+                 ["configuration", "rule", "epochs trained", "selected epoch", "selected val. accuracy (%)",
+                  "epoch spread", "accuracy spread (pp)"], rows, pd.DataFrame(data), "lllllrr")
+
+
+# ----------------------------------------------------------------------- ISNet protocol
+PROTOCOL_COLUMNS = ("accuracy/in_distribution", "accuracy/external", "follows/in_distribution", "follows/external",
+                    "r", "absorbed", "epochs")
+
+
+def _protocol_row(collection: Collection, record: RunRecord) -> dict[str, float]:
+    """One run: accuracy and the follows-background rate (re-rendered by another training
+    hospital) per test split, its in-distribution LRP faithfulness, the epochs it trained."""
+    path = collection.relative(record)
+    selection = record.summary.get("selection", {})
+    out: dict[str, float] = {"epochs": float(selection.get("epochs", math.nan))}
+    arrays = collection.arrays(path, "counterfactuals.npz")
+    for split in ("in_distribution", "external"):
+        out[f"accuracy/{split}"] = float(record.summary.get("splits", {}).get(split, {}).get("accuracy", math.nan))
+        pred = collection.arrays(path, f"predictions/{split}.npz")
+        values = None
+        if pred and arrays:
+            tests = bh._tests(arrays, split, pred["labels"].astype(np.int64), pred["groups"].astype(np.int64),
+                              pred["logits"].argmax(1))
+            values = tests.get(bh.OTHER_TRAINING, {}).get("follows_background")
+        out[f"follows/{split}"] = float(np.nanmean(values)) if values is not None and np.isfinite(values).any() \
+            else math.nan
+    lrp = record.explanations.get("splits", {}).get("in_distribution", {}).get("lrp", {})
+    out["r"] = float(lrp.get("sum_logit_correlation", math.nan))
+    out["absorbed"] = float(lrp.get("absorbed_share", math.nan))
+    return out
+
+
+def protocol_table(collection: Collection) -> Table | None:
+    """Per experiment and arm: the mean over seeds (t-interval) of :func:`_protocol_row`."""
+    rows = [{"arm": r.config["arm"], "experiment": r.config["experiment"], "seed": r.config["seed"],
+             **_protocol_row(collection, r)} for r in collection.records if r.status == "ok" and "arm" in r.config]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    order = {a.name: i for i, a in enumerate(isnet_protocol.ARMS)}
+    cells, data = [], []
+    groups = sorted(frame.groupby(["experiment", "arm"]), key=lambda g: (g[0][0], order.get(g[0][1], 99)))
+    for (experiment, arm), block in groups:
+        row = [Cell.text(experiment), Cell.text(arm), Cell.text(len(block))]
+        summary = {"experiment": experiment, "arm": arm, "seeds": len(block)}
+        for column in PROTOCOL_COLUMNS:
+            t = t_interval(block[column].to_numpy(np.float64), LEVEL)
+            scale, digits = {"r": (1.0, 2), "epochs": (1.0, 1)}.get(column, (100.0, 1))
+            row.append(t_cell(t.estimate, (t.high - t.low) / 2, scale=scale, digits=digits))
+            summary[column] = t.estimate
+        cells.append(row)
+        data.append(summary)
+    arms = " ".join(f"*{a.name}*: {a.what}." for a in isnet_protocol.ARMS)
+    caption = (
+        f"`{isnet_protocol.METHOD}` on the synthetic X-rays (cpu profile, seeds "
+        f"{', '.join(map(str, isnet_protocol.SEEDS))}) under each protocol. {arms} Accuracy (%) per test split; "
+        "follows (%): among the test images re-rendered in the style of another training hospital whose majority "
+        "class is not the image's own, the share predicted as that majority class; LRP r and absorbed (%): the "
+        "in-distribution LRP heatmaps' relevance sums against the logits they explain (Pearson r; the share of the "
+        f"logits the sums leave out). Cell: mean over seeds ±{t_text()}. No arm was chosen by these numbers. "
+        f"Reproduce: `{isnet_protocol.COMMAND}`."
+    )
+    header = ["experiment", "arm", "seeds", "in-distribution acc. (%)", "external acc. (%)",
+              "follows, in-distribution (%)", "follows, external (%)", "LRP r", "LRP absorbed (%)", "epochs trained"]
+    return Table("study_isnet_protocol", isnet_protocol.TITLE, caption, header, cells, pd.DataFrame(data),
+                 "llr" + "r" * len(PROTOCOL_COLUMNS))

@@ -1,0 +1,39 @@
+"""Run a study's tasks as the grid runs them: skip finished records, train the rest on this
+machine's process pool (one single-threaded worker per job), and log what the invocation cost
+in ``<out>/invocations.jsonl``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.training import RunTask
+
+
+def run_tasks(tasks: Sequence[RunTask], out: Path, jobs: int) -> int:
+    """Train the unfinished ``tasks``; exit status 1 when a run ended in an error."""
+    from benchmarks import runner
+    from benchmarks.executors import local
+    from benchmarks.provenance import git_commit
+    from benchmarks.resources import ResourceMonitor, append_invocation, machine
+
+    runner.check_out(Path(out))
+    todo, done = runner.pending(tasks)
+    print(f"{len(tasks)} runs in the study: {len(done)} done, {len(todo)} to run", flush=True)
+    if not todo:
+        return 0
+    with ResourceMonitor() as monitor:
+        if jobs > 1 and len(todo) > 1:
+            outcomes = local.run_pool(todo, jobs, show_progress=False)
+        else:
+            outcomes = local.run_serial(todo, show_progress=False)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
+    append_invocation(Path(out), {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                  "runs_trained": len(outcomes), "outcomes": counts, "jobs": jobs,
+                                  "machine": machine(), "git_commit": git_commit(), **monitor.summary()})
+    for outcome in outcomes:
+        if outcome.status != "ok":
+            print(f"  {outcome.status}: {outcome.task.label}: {outcome.message}")
+    print(f"finished in {monitor.wall:.0f} s: {counts}")
+    return 1 if counts["error"] else 0
