@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks {run,report,list,masks}``."""
+"""Command line: ``python -m benchmarks {run,report,list,check,masks}``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.api import SCALES, ExperimentSpec
+from benchmarks.interrupts import exit_code, terminate_as_interrupt
 from benchmarks.registry import UnknownNameError, discover_experiments, discover_methods
 from benchmarks.resources import ResourceMonitor
 
@@ -21,6 +22,9 @@ EARLIER_DEFAULT_OUT = Path("runs")
 DEFAULT_CACHE = Path(os.environ.get("ISNET_BENCHMARKS_CACHE", "datasets/cache"))
 USER_DATA_TAG = "user-data"
 DATA_ENV = "ISNET_BENCHMARKS_DATA"
+DESCRIPTION = ("The ISNet benchmark suite: train and evaluate background-bias mitigation methods (run), report "
+               "the records (report), list what is registered (list), check a method against the contract "
+               "(check), make lung masks (masks).")
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
@@ -32,9 +36,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                      help="method names or glob patterns (default: those of the default grid)")
     run.add_argument("--experiments", nargs="+", default=[], metavar="NAME",
                      help="experiment names or patterns (default: the default experiments)")
-    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    run.add_argument("--profile", choices=SCALES, default="cpu")
-    run.add_argument("--n-hparams", type=int, default=1, help="hyper-parameter draws per method (0 = defaults)")
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+                     help="training seeds, non-negative integers, one run per seed")
+    run.add_argument("--profile", choices=SCALES, default="cpu",
+                     help="smoke: seconds per run (tests); cpu: minutes on a laptop; paper: the papers' scale, GPUs")
+    run.add_argument("--n-hparams", type=int, default=1, metavar="N",
+                     help="hyper-parameter draws per method, at least 1: draw 0 is the method's defaults, draws "
+                          "1..N-1 are sampled from its search space (seeded by method name and draw index)")
     run.add_argument("--hparams", nargs="+", default=[], metavar="METHOD.KEY=VALUE",
                      help="set a hyper-parameter of a method of the grid in every draw, e.g. isnet.P=0.5 "
                           "rrr.lambda_rrr=5, or as JSON: '{\"isnet\": {\"P\": 0.5}}'; VALUE is read as JSON where "
@@ -70,15 +78,15 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
     _add_run_arguments(commands.add_parser("run", help="train and evaluate a grid of runs (resumable)"))
 
     report = commands.add_parser("report", help="turn run records into tables and figures")
     report.add_argument("--runs", "--out", dest="runs", type=Path, default=DEFAULT_OUT, metavar="RUNS",
-                        help="the records to report: the folder `run --out` wrote, holding runs/ (default: runs; "
-                             "--out is the old name of this flag)")
+                        help="the records to report: the folder `run --out` wrote, holding runs/ "
+                             f"(default: {DEFAULT_OUT}; --out is the old name of this flag)")
     report.add_argument("--reports", type=Path, metavar="FOLDER",
                         help="where the report goes: a new or empty folder, or one an earlier report wrote "
                              "(default: RUNS/report; for this checkout's committed reference records results/, "
@@ -89,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
                              "produce (default: write the report)")
 
     commands.add_parser("list", help="list registered methods and experiments")
+    check = commands.add_parser("check", help="check installed methods against the method contract (for plugins)")
+    check.add_argument("names", nargs="+", metavar="NAME", help="method names or glob patterns")
 
     masks = commands.add_parser("masks", help="train a lung segmenter / write predicted masks")
     try:
@@ -97,7 +107,23 @@ def _parser() -> argparse.ArgumentParser:
         masks.set_defaults(masks_unavailable=True)
     else:
         masks_cli.add_arguments(masks)
+    show_defaults(parser)
     return parser
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append ``(default: ...)`` to the help of every option, here and in the sub-commands, whose
+    help does not state its default (options without one, and flags, are left alone), so that
+    the help shows the default the code uses."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                show_defaults(sub)
+        elif action.option_strings and action.nargs != 0 and action.default not in (None, argparse.SUPPRESS) \
+                and "(default" not in (action.help or ""):
+            default = action.default
+            shown = (" ".join(map(str, default)) or "none") if isinstance(default, list) else default
+            action.help = f"{action.help or ''} (default: {shown})".strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from benchmarks.report import build_report
 
             return build_report(args.runs, args.reports, figures=not args.no_figures, check=args.check)
+        if args.command == "check":
+            from benchmarks.contract import check_command
+
+            return check_command(discover_methods(), args.names)
         if args.command == "masks":
             from benchmarks import masks_cli
 
@@ -193,16 +223,18 @@ def _unique_seeds(seeds: Sequence[int]) -> list[int]:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks import distributed, grid, hparams, runner
     from benchmarks.executors import local
+    from benchmarks.executors.unit import resumes
 
     if not (args.all or args.methods or args.experiments):
         raise ValueError("choose what to run: --all, or --methods and/or --experiments")
     if args.n_hparams < 1:
-        raise ValueError("--n-hparams must be at least 1")
+        raise ValueError(f"--n-hparams must be at least 1 (draw 0 is the method's defaults), got {args.n_hparams}")
+    if min(args.seeds) < 0:
+        raise ValueError(f"--seeds must be non-negative integers, got {min(args.seeds)}")
     fixed_jobs = None if args.jobs == "auto" else _positive_int(args.jobs, "--jobs")
     parsed_hparams = hparams.parse(args.hparams)
     device = runner.resolve_device(args.device, args.executor, args.slurm_gpus)
     distributed.init_from_env(device)  # a no-op unless launched by torchrun (then only rank 0 prints)
-    runner.check_out(args.out, dry_run=args.dry_run)
     if args.data_root:
         os.environ[DATA_ENV] = str(args.data_root)
     all_methods, all_experiments = discover_methods(), discover_experiments()
@@ -211,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.seeds = _unique_seeds(args.seeds)
     overrides = hparams.check(parsed_hparams, {n: all_methods[n] for n in method_names})
     hparams.judge_by_constructor(overrides, all_methods, {n: all_experiments[n] for n in experiment_names})
+    runner.check_out(args.out, dry_run=args.dry_run)  # the first thing that creates anything: all else is accepted
     if args.out == DEFAULT_OUT and (EARLIER_DEFAULT_OUT / "runs").is_dir():
         print(f"note: {EARLIER_DEFAULT_OUT / 'runs'}/ holds records of the earlier default layout; "
               f"pass --out {EARLIER_DEFAULT_OUT} to resume or report them")
@@ -220,7 +253,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for skip in skipped:
         print(f"skip {skip.experiment}/{skip.method}: {skip.reason}")
     todo, done = runner.pending(tasks, dry_run=args.dry_run)
-    print(f"{len(tasks)} runs in the grid ({args.profile} profile): {len(done)} done, {len(todo)} to run")
+    resumed = sum(map(resumes, todo))
+    print(f"{len(tasks)} runs in the grid ({args.profile} profile): {len(done)} done, {len(todo)} to run"
+          + (f" ({resumed} resumed from their last checkpoint)" if resumed else ""))
     if args.dry_run:
         for task in todo:
             print(f"  would run {task.label}  -> {runner.run_dir(task).path}")
@@ -228,12 +263,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = local.auto_jobs(device) if fixed_jobs is None else fixed_jobs
     workers, share = local.pool_shape(jobs, len(todo))
     try:
-        with ResourceMonitor() as monitor:
+        with ResourceMonitor() as monitor, terminate_as_interrupt():
             outcomes = _execute(todo, args, jobs, workers)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (see benchmarks.interrupts)
         if args.executor == "local":
             print(runner.interrupted_text(todo, args.out), file=sys.stderr)
-        return 130
+        return exit_code(interrupt)
     if todo and distributed.is_main():
         from benchmarks.executors.unit import run_threads
 

@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from benchmarks import distributed
 from benchmarks.executors.progress import GridProgress
@@ -65,8 +66,11 @@ def pool_shape(jobs: int, n_tasks: int) -> tuple[int, int]:
 def _init_worker(counter: Any, environ: dict[str, str], invocation: int) -> None:
     """Pool worker start-up: the parent's ISNET_* settings, on a machine with several GPUs a
     GPU of its own (round robin over worker slots), a watch on the invocation that started
-    it, and a quiet exit on Ctrl-C (the ``run`` process says what was saved)."""
+    it, and a quiet exit on Ctrl-C (the ``run`` process says what was saved). A worker draws no
+    progress bar, so tqdm gets a thread lock instead of its default multiprocessing one: that
+    semaphore, left behind by the quick exit, made the resource tracker warn of a leak."""
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    tqdm.set_lock(threading.RLock())
     threading.Thread(target=_stop_without, args=(invocation,), name="invocation-watch", daemon=True).start()
     os.environ.update(environ)
     with counter.get_lock():
@@ -132,7 +136,9 @@ def run_pool(tasks: Sequence[RunTask], jobs: int, show_progress: bool = True) ->
                     outcome = Outcome(tasks[i], "error", f"worker process died ({err}); rerun to resume")
                 results[i] = outcome
                 progress.finish(i, outcome)
-        except BaseException:
+        except BaseException:  # Ctrl-C or SIGTERM: stop the workers too (one signalled alone would train on)
+            for process in list((pool._processes or {}).values()):
+                process.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return [results[i] for i in range(len(tasks))]

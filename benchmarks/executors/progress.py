@@ -8,12 +8,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from benchmarks.executors.unit import Outcome, run_dir
+from benchmarks.executors.unit import Outcome, resumes, run_dir
 from benchmarks.training import RunTask
 
 
 class GridProgress:
-    """A grid-level progress bar with an ETA, labelled with whole runs ("17/114 runs").
+    """A grid-level progress bar with an ETA, labelled with whole runs ("17/114 runs", and how
+    many of them resume from a checkpoint: "(2 resumed)").
 
     The bar moves by epochs: a run weighs ``epochs + 1`` (evaluation weighs one epoch), a run
     not finished counts its finished epochs (the lines of its ``metrics.jsonl``, written by
@@ -29,6 +30,7 @@ class GridProgress:
         self.weights = [max(1, int(t.experiment_profile.get("epochs", 1))) + 1 for t in self.tasks]
         self.metrics = [run_dir(t).path / "metrics.jsonl" for t in self.tasks]
         self.finished: set[int] = set()
+        self.resumed = sum(map(resumes, self.tasks))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,7 +48,8 @@ class GridProgress:
         self.show = show
 
     def _runs_done(self) -> str:
-        return f"grid {len(self.finished)}/{len(self.tasks)} runs"
+        resumed = f" ({self.resumed} resumed)" if self.resumed else ""
+        return f"grid {len(self.finished)}/{len(self.tasks)} runs{resumed}"
 
     def _epochs_done(self, i: int) -> int:
         try:

@@ -43,6 +43,12 @@ def run_dir(task: RunTask) -> RunDir:
     return RunDir(task.folder)
 
 
+def resumes(task: RunTask) -> bool:
+    """Whether the run picks up from an epoch checkpoint (begun earlier, not finished)."""
+    run = run_dir(task)
+    return run.checkpoint_path.exists() and not run.done_path.exists()
+
+
 def run_threads(device: str, share: int) -> int:
     """The torch threads a run on ``device`` trains with: :data:`CPU_THREADS` on the CPU (fixed,
     so that its numbers do not depend on how it was scheduled), else its executor's ``share``

@@ -9,7 +9,8 @@ import numpy as np
 from benchmarks.report import behaviour as bh
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.estimates import experiment_keys
-from benchmarks.report.figures import colors, render, style
+from benchmarks.report.figures import render, style
+from benchmarks.report.palette import method_colors
 
 
 def headline_figure(analysis: Analysis, draw: bool = True) -> bytes | None:
@@ -27,7 +28,7 @@ def headline_figure(analysis: Analysis, draw: bool = True) -> bytes | None:
     if not draw:
         return b""
     methods = sorted({m for _, _, block in panels for m in block["method"]})
-    palette = colors(methods)
+    palette = method_colors(analysis.selected["method"])
     with style():
         fig, axes = plt.subplots(1, len(panels), figsize=(max(5.0, 4.2 * len(panels)), 3.6), layout="constrained",
                                  squeeze=False)

@@ -13,6 +13,7 @@ disk instead of writing it.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from benchmarks.report.selection import draw_table, select, selection_note, with
 from benchmarks.report.splits import SplitRoles, split_roles, stated
 from benchmarks.report.table import to_csv
 from benchmarks.report.tidy import Collection, collect, columns, tidy
+from benchmarks.store import DONE
 
 #: the checkout this package runs from (its committed reference: results/ -> reports/)
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -49,14 +51,27 @@ def analysed(runs: Path, progress: Callable[[str], None] | None = None
     return collection, frame, draws, selected, analysis
 
 
-def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None
-             ) -> tuple[dict[str, bytes], dict[str, int]]:
-    """The report of the records under ``out`` as ``{path relative to the report folder: bytes}``."""
+def records_digest(collection: Collection) -> str:
+    """A digest of the records the report reads (each one's path and ``done`` marker, which holds
+    the digests of all its files): a figure drawn from records of the same digest is current."""
+    digest = hashlib.sha256()
+    for record in sorted(collection.records, key=collection.relative):
+        digest.update(collection.relative(record).encode() + b"\0" + (record.path / DONE).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | None = None,
+             shown_from: Path | None = None) -> tuple[dict[str, bytes], dict[str, int]]:
+    """The report of the records under ``out`` as ``{path relative to the report folder: bytes}``.
+    Without figures, the README shows every figure, or, with ``shown_from``, only those of that
+    report folder drawn from these same records (what ``--no-figures`` would leave there)."""
     say = progress or (lambda _: None)
     collection, frame, draws, selected, analysis = analysed(out, say)
     note = selection_note(draws)
     claims = cl.decide(analysis)
-    files = Files(figures)
+    digest = records_digest(collection)
+    current = writer.current_figures(shown_from, digest) if shown_from is not None and not figures else None
+    files = Files(figures, current, digest)
     files.text(writer.README, readme(Inputs(files, collection, frame, draws, note, selected, analysis, claims, say)))
     chosen = frame["path"].isin(set(selected["path"]))
     files.text("tables/tidy.csv", to_csv(frame[columns()].assign(selected=chosen)))
@@ -64,11 +79,12 @@ def generate(out: Path, figures: bool = True, progress: Callable[[str], None] | 
     # large (a row per explained image): gzip with a fixed header so rebuilds stay byte-identical
     per_image = to_csv(analysis.relevance.drop(columns=["background_share"], errors="ignore"))
     files.data("tables/background_relevance_per_image.csv.gz", gzip.compress(per_image.encode(), mtime=0))
-    files.data(writer.MANIFEST, writer.manifest(files.names))
+    files.data(writer.MANIFEST, writer.manifest(files.names, files.drawn_from))
     runs = frame.drop_duplicates("path")
     counts = {"runs": len(runs), "ok": int((runs["status"] == "ok").sum()),
               "failed": int((runs["status"] != "ok").sum()), "errored": len(collection.errored),
-              "damaged": len(collection.damaged)}
+              "damaged": len(collection.damaged),
+              "not_shown": sum(rel.endswith(".png") and rel not in files.drawn_from for rel in files.names)}
     return files.files, counts
 
 
@@ -104,7 +120,11 @@ def build_report(runs: Path, reports: Path | None = None, figures: bool = True, 
             writer.prepare(reports)
         except (writer.NotAReportFolder, PermissionError) as err:
             raise type(err)(f"--reports {reports}: {err}") from None
-    files, counts = generate(runs, figures, progress=lambda s: print(f"report: {s}", file=sys.stderr))
+    files, counts = generate(runs, figures, progress=lambda s: print(f"report: {s}", file=sys.stderr),
+                             shown_from=reports)
+    if counts["not_shown"] and not check:
+        print(f"note: {counts['not_shown']} figure(s) were not drawn from these records, so the README does not show "
+              "them; run the report without --no-figures to draw them", file=sys.stderr)
     if counts["damaged"]:
         print(f"warning: {counts['damaged']} damaged record(s) left out; see the report's 'Runs left out'",
               file=sys.stderr)

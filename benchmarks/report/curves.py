@@ -12,9 +12,19 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.report.convergence import last_quarter
-from benchmarks.report.figures import colors, render, style, trained_size
+from benchmarks.report.figures import render, style, trained_size
+from benchmarks.report.palette import method_colors
 
 COLUMNS = 4
+#: at most this many epoch ticks on an axis
+MAX_TICKS = 6
+
+
+def epoch_ticks(epochs: int) -> list[int]:
+    """Whole epochs to label on an axis of ``epochs`` epochs (0 .. epochs - 1), at most
+    :data:`MAX_TICKS` of them, evenly stepped from 0."""
+    step = max(1, math.ceil(epochs / MAX_TICKS))
+    return list(range(0, epochs, step))
 
 
 def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, selected: pd.DataFrame, key: tuple[str, str],
@@ -27,7 +37,7 @@ def learning_curves(curves: pd.DataFrame, runs: pd.DataFrame, selected: pd.DataF
     if not draw:
         return b""
     methods = sorted(block["method"].unique())
-    palette = colors(methods)
+    palette = method_colors(selected["method"])
     ncols = min(COLUMNS, len(methods))
     nblocks = math.ceil(len(methods) / ncols)
     with style():
@@ -56,13 +66,13 @@ def _panel(loss_ax: plt.Axes, acc_ax: plt.Axes, block: pd.DataFrame, chosen: pd.
         x = wide.index.to_numpy()
         ax.axvspan(epochs - quarter - 0.5, epochs - 0.5, color="#000000", alpha=0.06, linewidth=0)
         ax.fill_between(x, wide.min(axis=1), wide.max(axis=1), color=color, alpha=0.25, linewidth=0)
-        ax.plot(x, wide.mean(axis=1), color=color, linewidth=1.2)
+        ax.plot(x, wide.mean(axis=1), color=color, linewidth=1.2, marker="o" if len(x) == 1 else None, markersize=3)
         for seed, epoch in zip(chosen["seed"], chosen["selected_epoch"], strict=True):
             if seed in wide.columns and epoch in wide.index:
                 ax.plot([epoch], [wide.loc[epoch, seed]], marker="v", color="black", markersize=4, linestyle="none")
         ax.set_ylabel(label, fontsize=7)
         ax.set_xlim(-0.5, epochs - 0.5)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xticks(epoch_ticks(epochs))
     acc_ax.set_ylim(0, 100)
     acc_ax.set_xlabel("epoch", fontsize=7)
     if np.isfinite(block["val_loss"]).any() and (block["val_loss"] > 0).all() and \

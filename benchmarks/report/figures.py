@@ -26,6 +26,7 @@ from benchmarks.evaluation import catalogue  # noqa: E402
 from benchmarks.report.analysis import Analysis  # noqa: E402
 from benchmarks.report.estimates import LEVEL  # noqa: E402
 from benchmarks.report.explanations import EXPLAINER_ORDER  # noqa: E402
+from benchmarks.report.palette import method_colors, series_colors  # noqa: E402
 from benchmarks.stats import t_interval  # noqa: E402
 
 DPI = 120
@@ -42,10 +43,7 @@ RC = {
     "path.simplify": True,
     "svg.hashsalt": "isnet-benchmarks",
 }
-#: sixteen colours, any two at least 25 CIELAB units apart (the colour-blind palette without its
-#: light pink, yellow and light blue, which pair with its orchid, orange and blue; then colours far from all)
-DISTINCT = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#023eff", "#000000",
-            "#1ac938", "#4b0082", "#00d7ff", "#bcbd22", "#e7298a", "#c44e52", "#e8000b")
+
 
 
 @dataclass(frozen=True)
@@ -71,13 +69,6 @@ def render(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def colors(names: list[str]) -> dict[str, tuple]:
-    """One distinct colour per name (no light / dark pairs of one hue): :data:`DISTINCT`, or
-    evenly spaced hues for more names than it has."""
-    palette = DISTINCT if len(names) <= len(DISTINCT) else sns.color_palette("husl", len(names))
-    return {m: tuple(matplotlib.colors.to_rgb(palette[i])) for i, m in enumerate(names)}
-
-
 def trained_size(frame: pd.DataFrame, key: tuple[str, str]) -> str:
     """The image size the runs of ``key`` trained at, from their records (e.g. ``28 px``)."""
     sizes = sorted({int(v) for v in frame[(frame["experiment"] == key[0]) & (frame["profile"] == key[1])]
@@ -88,7 +79,8 @@ def trained_size(frame: pd.DataFrame, key: tuple[str, str]) -> str:
 # ---------------------------------------------------------------------------- split bars
 def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = catalogue.PRIMARY, draw: bool = True
                ) -> bytes | None:
-    """Bars of a catalogue metric per test split and method, bootstrap intervals as error bars."""
+    """Bars of a catalogue metric per method, one panel per test split (stacked, so that the
+    figure stays narrow enough to be shown at full size), bootstrap intervals as error bars."""
     entry = catalogue.metric(metric)
     scale = 100.0 if entry.percent else 1.0
     m = analysis.metrics
@@ -99,30 +91,26 @@ def split_bars(analysis: Analysis, key: tuple[str, str], metric: str = catalogue
         return b""
     splits = [s for s in analysis.roles[key].order if s in set(block["split"])]
     methods = sorted(block["method"].unique())
-    palette = colors(methods)
-    width = 0.8 / len(methods)
+    palette = method_colors(analysis.selected["method"])
     with style():
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.45 * len(methods) * len(splits)), 3.2), layout="constrained")
-        for i, method in enumerate(methods):
-            mb = block[block["method"] == method].set_index("split")
-            xs, ys, lo, hi = [], [], [], []
-            for j, split in enumerate(splits):
-                if split not in mb.index:
-                    continue
-                r = mb.loc[split]
-                xs.append(j - 0.4 + width * (i + 0.5))
-                ys.append(scale * r["mean"])
-                lo.append(scale * (r["mean"] - r["boot_low"]) if np.isfinite(r["boot_low"]) else 0.0)
-                hi.append(scale * (r["boot_high"] - r["mean"]) if np.isfinite(r["boot_high"]) else 0.0)
-            ax.bar(xs, ys, width=width * 0.95, color=palette[method], label=method, edgecolor="none")
+        fig, axes = plt.subplots(len(splits), 1, figsize=(max(4.5, 1.2 + 0.42 * len(methods)), 1.0 + 1.6 * len(splits)),
+                                 sharex=True, squeeze=False, layout="constrained")
+        for ax, split in zip(axes[:, 0], splits, strict=True):
+            sb = block[block["split"] == split].set_index("method")
+            shown = [mt for mt in methods if mt in sb.index]
+            xs = [methods.index(mt) for mt in shown]
+            ys = scale * sb.loc[shown, "mean"].to_numpy(np.float64)
+            lo = np.nan_to_num(ys - scale * sb.loc[shown, "boot_low"].to_numpy(np.float64))
+            hi = np.nan_to_num(scale * sb.loc[shown, "boot_high"].to_numpy(np.float64) - ys)
+            ax.bar(xs, ys, width=0.75, color=[palette[mt] for mt in shown], edgecolor="none")
             ax.errorbar(xs, ys, yerr=[np.maximum(lo, 0), np.maximum(hi, 0)], fmt="none", ecolor="black",
                         elinewidth=0.8, capsize=2)
-        ax.set_xticks(range(len(splits)), splits)
-        ax.grid(axis="x", visible=False)
-        ax.set_ylabel(f"{entry.phrase} (%)" if entry.percent else entry.phrase)
-        ax.set_ylim(0, 1.05 * scale)
-        ax.set_title(f"{key[0]} ({key[1]}, {trained_size(analysis.selected, key)}): {entry.phrase} per test split")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="method")
+            ax.set_ylim(0, 1.05 * scale)
+            ax.set_ylabel(f"{split}\n(%)" if entry.percent else split)
+            ax.grid(axis="x", visible=False)
+        axes[-1][0].set_xticks(range(len(methods)), methods, rotation=40, ha="right")
+        fig.suptitle(f"{key[0]} ({key[1]}, {trained_size(analysis.selected, key)}): {entry.phrase} per test split",
+                     fontsize=RC["axes.titlesize"])
         return render(fig)
 
 
@@ -147,7 +135,7 @@ def bias_strength(selected: pd.DataFrame, roles: dict, draw: bool = True) -> byt
     for key in sorted(roles):
         order += [s for s in roles[key].order if s not in order and s in set(data["split"])]
     methods = sorted(data["method"].unique())
-    palette = colors(methods)
+    palette = method_colors(selected["method"])
     with style():
         fig, axes = plt.subplots(1, len(order), figsize=(3.2 * len(order) + 1.5, 3.0), sharey=True, squeeze=False,
                                  layout="constrained")
@@ -179,7 +167,7 @@ def relevance_distribution(analysis: Analysis, key: tuple[str, str], draw: bool 
     explainers += sorted(set(block["explainer"]) - set(explainers))
     splits = [s for s in analysis.roles[key].order if s in set(block["split"])]
     methods = sorted(block["method"].unique())
-    palette = colors(methods)
+    palette = method_colors(analysis.selected["method"])
     with style():
         fig, axes = plt.subplots(len(explainers), 1, figsize=(max(4.5, 1.0 + 0.5 * len(methods) * len(splits)),
                                                                2.4 * len(explainers)), sharex=True, squeeze=False,
@@ -218,7 +206,7 @@ def timing(analysis: Analysis, draw: bool = True) -> bytes | None:
     t = t.assign(setting=[f"{e} ({p}, {sizes[(e, p)]})" for e, p in zip(t["experiment"], t["profile"], strict=True)])
     settings = sorted(t["setting"].unique())
     methods = sorted(t["method"].unique())
-    palette = colors(settings)
+    palette = series_colors(settings)
     width = 0.8 / len(settings)
     with style():
         fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.0 + 0.6 * len(methods) * 2), 3.0), squeeze=False,

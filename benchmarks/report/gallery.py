@@ -3,8 +3,9 @@ and, per method, its own heatmap of the true class with the class it predicted.
 
 A method whose own explainer failed, or whose heatmap of an image is zero everywhere, shows
 "no heatmap" instead of a blank tile, and a heatmap whose values span less than 5 % of its
-largest magnitude is marked "uniform map" (a solid tile says nothing about where the method
-looks); a colour bar gives the scale (each heatmap divided by its largest magnitude).
+largest magnitude is shown grey and marked "uniform map" (a solid tile says nothing about where
+the method looks, and would hide the note); a colour bar gives the scale (each heatmap divided
+by its largest magnitude).
 """
 
 from __future__ import annotations
@@ -200,11 +201,12 @@ def _heatmap_row(ax: plt.Axes, row: Row, data: GalleryData) -> None:
         ax.set_xticks([])
         return
     heat, empty = normalised(row.heatmaps)
+    flat = uniform(heat)
     ax.set_facecolor("#e0e0e0")
-    ax.imshow(_strip(heat[:, None], np.nan)[0], cmap=HEATMAP_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    shown = np.where(flat[:, None, None], np.nan, heat)  # a solid tile would hide its note: grey, like an empty one
+    ax.imshow(_strip(shown[:, None], np.nan)[0], cmap=HEATMAP_CMAP, vmin=-1, vmax=1, interpolation="nearest")
     ax.contour(_strip(data.masks[:, None].astype(np.float32), 0.0)[0], levels=[0.5], colors=["black"],
                linewidths=0.4)
-    flat = uniform(heat)
     for j in np.flatnonzero(empty | flat):
         ax.text((width + 1) * j + (width - 1) / 2, data.images.shape[-2] / 2,
                 "no\nheatmap" if empty[j] else "uniform\nmap", ha="center", va="center", fontsize=6)

@@ -11,7 +11,7 @@ import pandas as pd
 from benchmarks.report import convergence
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.selection import CLI_COLUMN, NO_CLI
-from benchmarks.report.table import Cell, Table, num, t_cell, t_text
+from benchmarks.report.table import Cell, Table, num, signed, t_cell, t_text
 
 
 def _hparams_cell(hparams: str, from_cli: str) -> Cell:
@@ -52,7 +52,7 @@ def _seed_cells(block: pd.DataFrame) -> tuple[str, str]:
         if r.still_improving is None:
             changes.append(f"s{r.seed}: n/a")
         else:
-            changes.append(f"s{r.seed}: {100 * r.change:+.1f} %" + (" (improving)" if r.still_improving else ""))
+            changes.append(f"s{r.seed}: {signed(r.change)} %" + (" (improving)" if r.still_improving else ""))
     return ", ".join(epochs), ", ".join(changes)
 
 

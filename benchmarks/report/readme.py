@@ -49,10 +49,15 @@ class Files:
     """The report being assembled: relative path -> bytes, and the names of every file it
     consists of (figures included when they are not drawn)."""
 
-    def __init__(self, figures: bool) -> None:
+    def __init__(self, figures: bool, current: set[str] | None = None, digest: str = "") -> None:
         self.files: dict[str, bytes] = {}
         self.names: set[str] = set()
         self.figures = figures
+        #: without figures, those on disk drawn from these records (``None``: show every figure, as a check does)
+        self.current = current
+        self.digest = digest
+        #: the figures the README shows -> the digest of the records they were drawn from
+        self.drawn_from: dict[str, str] = {}
 
     def text(self, rel: str, text: str) -> None:
         self.data(rel, text.encode("utf-8"))
@@ -68,12 +73,17 @@ class Files:
         return table.markdown() + f"\n[LaTeX](tables/{table.name}.tex) · [CSV](tables/{table.name}.csv)\n"
 
     def figure(self, rel: str, png: bytes | None, alt: str) -> str:
-        """Register a figure (when figures are drawn); returns its Markdown image link."""
+        """Register a figure (when figures are drawn); returns its Markdown image link, or a note
+        where the figure is neither drawn now nor drawn from these records earlier."""
         if png is None:
             return ""
         self.names.add(rel)
         if self.figures:
             self.files[rel] = png
+        elif self.current is not None and rel not in self.current:
+            return (f"*Figure not shown: `{rel}` was not drawn from these records (this report was made with "
+                    "`--no-figures`; run `python -m benchmarks report` without it to draw it).*\n")
+        self.drawn_from[rel] = self.digest
         return f"![{alt}]({rel})\n"
 
 

@@ -16,6 +16,8 @@ import pandas as pd
 from benchmarks.report.estimates import LEVEL
 
 CSV_FLOAT = "%.6g"
+#: marks a t-interval cut at the metric's range (:func:`t_cell`)
+CUT = "‡"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def to_csv(frame: pd.DataFrame) -> str:
 # ------------------------------------------------------------------------------- format
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "−": "--",
-        "†": r"$^\dagger$", "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "–": "--",
+        "†": r"$^\dagger$", "‡": r"$^\ddagger$",
+        "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$", "–": "--",
         "α": r"$\alpha$", "<": r"$<$", ">": r"$>$", "`": ""}
 
 
@@ -116,12 +119,17 @@ def finite(x: float) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x)) and np.isfinite(x)
 
 
+def _no_signed_zero(text: str) -> str:
+    """A number that rounds to zero has no sign to show: ``-0.0`` and ``+0.0`` are ``0.0``."""
+    return text.lstrip("+-") if float(text) == 0 else text
+
+
 def num(x: float, scale: float = 100.0, digits: int = 1) -> str:
-    return f"{scale * x:.{digits}f}" if finite(x) else "n/a"
+    return _no_signed_zero(f"{scale * x:.{digits}f}") if finite(x) else "n/a"
 
 
 def signed(x: float, scale: float = 100.0, digits: int = 1) -> str:
-    return f"{scale * x:+.{digits}f}" if finite(x) else "n/a"
+    return _no_signed_zero(f"{scale * x:+.{digits}f}") if finite(x) else "n/a"
 
 
 def pvalue(p: float) -> str:
@@ -130,25 +138,57 @@ def pvalue(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def spread(mean: float, t_half: float, *, scale: float, digits: int,
+           bounds: tuple[float, float] | None = None) -> tuple[str, str]:
+    """The t-interval part of a cell, Markdown and LaTeX: ``±t_half``, or, with ``bounds`` (the
+    metric's range, unscaled) where the interval runs past them, its arms cut at the range,
+    ``+up/−down‡`` (see :func:`cut_text`)."""
+    if not finite(t_half):
+        return "±n/a", "$\\pm$ n/a"
+    if bounds is None or not is_cut(mean, t_half, bounds, scale=scale, digits=digits):
+        h = num(t_half, scale, digits)
+        return f"±{h}", f"$\\pm$ {h}"
+    up = num(min(bounds[1], mean + t_half) - mean, scale, digits)
+    down = num(mean - max(bounds[0], mean - t_half), scale, digits)
+    return f"+{up}/−{down}{CUT}", f"$^{{+{up}}}_{{-{down}}}{{}}^\\ddagger$"
+
+
 def interval_cell(mean: float, t_half: float, low: float, high: float, *, scale: float, digits: int,
-                  bold: bool = False, dagger: bool = False) -> Cell:
-    """``mean ±t_half [low, high]``: the t half-width over seeds and the bootstrap interval."""
+                  bold: bool = False, dagger: bool = False, bounds: tuple[float, float] | None = None) -> Cell:
+    """``mean ±t_half [low, high]``: the t half-width over seeds (cut at ``bounds``, see
+    :func:`spread`) and the bootstrap interval."""
     m = num(mean, scale, digits)
-    h = num(t_half, scale, digits) if finite(t_half) else "n/a"
+    md_h, tex_h = spread(mean, t_half, scale=scale, digits=digits, bounds=bounds)
     ci = f"[{num(low, scale, digits)}, {num(high, scale, digits)}]" if finite(low) else ""
     mark = "†" if dagger else ""
     md_m = f"**{m}**" if bold else m
     tex_m = r"\textbf{" + m + "}" if bold else m
-    md = f"{md_m} ±{h} {ci}{mark}".strip()
-    tex = f"{tex_m} $\\pm$ {h} " + (r"{\scriptsize " + ci + "}" if ci else "") + (r"$^\dagger$" if dagger else "")
+    md = f"{md_m} {md_h} {ci}{mark}".strip()
+    tex = f"{tex_m} {tex_h} " + (r"{\scriptsize " + ci + "}" if ci else "") + (r"$^\dagger$" if dagger else "")
     return Cell(md, tex.strip())
 
 
-def t_cell(mean: float, t_half: float, *, scale: float, digits: int) -> Cell:
+def t_cell(mean: float, t_half: float, *, scale: float, digits: int,
+           bounds: tuple[float, float] | None = None) -> Cell:
+    """``mean ±t_half`` (cut at ``bounds``, see :func:`spread`)."""
     if not finite(mean):
         return Cell("n/a", "n/a")
-    m, h = num(mean, scale, digits), num(t_half, scale, digits)
-    return Cell(f"{m} ±{h}", f"{m} $\\pm$ {h}")
+    m = num(mean, scale, digits)
+    md_h, tex_h = spread(mean, t_half, scale=scale, digits=digits, bounds=bounds)
+    return Cell(f"{m} {md_h}", f"{m} {tex_h}")
+
+
+def is_cut(mean: float, t_half: float, bounds: tuple[float, float], *, scale: float, digits: int) -> bool:
+    """Whether :func:`spread` cuts this interval at ``bounds``: whether it runs past them by more
+    than the cell can show (half a unit of its last digit; ``100.0 ±0.0`` stays as it is)."""
+    shown = 0.5 * 10.0**-digits / scale
+    return finite(mean) and finite(t_half) and (mean - t_half < bounds[0] - shown or mean + t_half > bounds[1] + shown)
+
+
+def cut_text(bounds: str) -> str:
+    """What :data:`CUT` means in a caption (``bounds``: the metric's range as the table shows it)."""
+    return (f"{CUT}: the t-interval runs past the metric's range {bounds}, so its arms are given cut at that range "
+            "(+up/−down) instead of ±half-width.")
 
 
 def slug(*parts: str) -> str:

@@ -11,7 +11,20 @@ from benchmarks.report.analysis import Analysis
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import LEVEL, N_RESAMPLES, interval_text
 from benchmarks.report.splits import SplitRoles
-from benchmarks.report.table import Cell, Table, finite, interval_cell, num, pvalue, signed, slug, t_cell, t_text
+from benchmarks.report.table import (
+    Cell,
+    Table,
+    cut_text,
+    finite,
+    interval_cell,
+    is_cut,
+    num,
+    pvalue,
+    signed,
+    slug,
+    t_cell,
+    t_text,
+)
 
 EXPLANATION_NAMES = {
     "relevance_inside_mask": "Share of positive relevance inside the foreground mask",
@@ -33,7 +46,8 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
     means = {s: block[block["split"] == s]["mean"] for s in splits}
     best = {s: v.max() if metric.higher_is_better else v.min() for s, v in means.items()}
     rows = []
-    independent = False
+    independent = cut = False
+    bounds = (0.0, 1.0) if metric.percent else None  # a percentage is a share
     for method in sorted(block["method"].unique()):
         mb = block[block["method"] == method]
         first = mb.iloc[0]
@@ -49,7 +63,8 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
             is_best = finite(r["mean"]) and np.isclose(r["mean"], best[split], rtol=0, atol=1e-12)
             cells.append(interval_cell(r["mean"], r["t_half"], r["boot_low"], r["boot_high"], scale=scale,
                                        digits=digits, bold=bool(is_best) and block["method"].nunique() > 1,
-                                       dagger=dagger))
+                                       dagger=dagger, bounds=bounds))
+            cut |= bounds is not None and is_cut(r["mean"], r["t_half"], bounds, scale=scale, digits=digits)
         rows.append(cells)
     sharing = ("the same image resample is applied to every seed, as all seeds tested the same images"
                if not independent else
@@ -59,7 +74,7 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
         f"{metric.name}{unit} of each method on every test split of `{key[0]}` ({key[1]} profile), "
         f"in the experiment's split order. Cell: mean over seeds ±{t_text()} [{interval_text()} of the seed-mean "
         f"{metric.phrase}, seeded per split; {sharing}]. Best mean per split in bold. "
-        "Draw: the selected hyper-parameter draw. " + note
+        + (cut_text("[0, 100] %") + " " if cut else "") + "Draw: the selected hyper-parameter draw. " + note
     )
     data = block.drop(columns=["metric"]).reset_index(drop=True)
     return Table(slug(metric.key, *key), f"{metric.name}, {key[0]} ({key[1]})", caption,
@@ -163,8 +178,8 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         cells = [Cell.code(method), Cell.text(explainer), Cell.text(int(mb["seeds"].max()))]
         for split in splits:
             r = mb[mb["split"] == split]
-            cells.append(t_cell(r.iloc[0]["mean"], r.iloc[0]["t_half"], scale=100, digits=1) if len(r)
-                         else Cell.text("—"))
+            cells.append(t_cell(r.iloc[0]["mean"], r.iloc[0]["t_half"], scale=100, digits=1, bounds=(0.0, 1.0))
+                         if len(r) else Cell.text("—"))
         rows.append(cells)
     errors = analysis.explanation_errors
     errors = errors[(errors["experiment"] == key[0]) & (errors["profile"] == key[1])]
@@ -177,11 +192,13 @@ def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, not
         per = rb.groupby(["method", "seed", "split", "explainer"])["image"].count()
         count = f"{int(per.min())}" if per.min() == per.max() else f"{int(per.min())}–{int(per.max())}"
         n_images = f" Each run explains the first {count} images of each split for their true class."
+    cut = (cut_text("[0, 100] %") + " " if any(is_cut(m, h, (0.0, 1.0), scale=100, digits=1) for m, h in zip(
+        block["mean"], block["t_half"], strict=True)) else "")
     caption = (
         f"{EXPLANATION_NAMES[metric]} (%), `{key[0]}` ({key[1]} profile), per method and explainer ('own' is the "
         "method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are applied to every method so that no "
         f"method is judged only by the explainer it was trained with). Cell: mean over seeds ±{t_text()}."
-        f"{n_images} " + note
+        f"{n_images} " + cut + note
     )
     return Table(slug("explanations", metric, *key), f"{EXPLANATION_NAMES[metric]}, {key[0]} ({key[1]})", caption,
                  ["method", "explainer", "seeds", *splits], rows, block.reset_index(drop=True),

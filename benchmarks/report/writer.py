@@ -2,7 +2,9 @@
 
 The report is generated in memory as ``{relative path: bytes}``, together with its manifest
 (:data:`MANIFEST`): the list of every file the report consists of, figures included even when
-they were not drawn this time. The manifest is what makes a folder the report's own:
+they were not drawn this time, and for each figure the README shows, a digest of the records it
+was drawn from (a report made with ``--no-figures`` shows only figures drawn from the same
+records). The manifest is what makes a folder the report's own:
 
 * :func:`prepare` refuses a folder that is not empty and holds no manifest (the report would
   mix with files it did not write), and a folder that cannot be written;
@@ -34,10 +36,24 @@ class NotAReportFolder(ValueError):
     """A folder the report may not write into."""
 
 
-def manifest(names: Iterable[str]) -> bytes:
-    """The manifest of a report made of ``names`` (relative paths; the manifest itself aside)."""
+def manifest(names: Iterable[str], drawn_from: Mapping[str, str] | None = None) -> bytes:
+    """The manifest of a report made of ``names`` (relative paths; the manifest itself aside);
+    ``drawn_from``: the figures the README shows, each with the digest of the records it was
+    drawn from (see :func:`current_figures`)."""
     files = sorted(set(names) - {MANIFEST})
-    return (json.dumps({"written_by": WRITER, "files": files}, indent=1) + "\n").encode()
+    figures = dict(sorted((drawn_from or {}).items()))
+    return (json.dumps({"written_by": WRITER, "files": files, "figures_drawn_from": figures}, indent=1)
+            + "\n").encode()
+
+
+def current_figures(reports: Path, digest: str) -> set[str]:
+    """The figures in ``reports`` that its manifest says were drawn from records of ``digest``
+    (so a report made without figures may show them); none where there is no manifest."""
+    own = set(listed(reports) or [])
+    drawn = json.loads((reports / MANIFEST).read_text()).get("figures_drawn_from") if own else None
+    if not isinstance(drawn, dict):
+        return set()
+    return {rel for rel, value in drawn.items() if rel in own and value == digest and (reports / rel).is_file()}
 
 
 def listed(reports: Path) -> list[str] | None:

@@ -204,21 +204,95 @@ def test_missing_data_are_checked_once_per_experiment_before_the_grid(tmp_path, 
     assert out.count("expected layout") == 1 and "6 runs in the grid" in out and "offline/" not in out
 
 
+def _options(parser):
+    """Every option of ``parser`` and of its sub-commands, with the command it belongs to."""
+    for action in parser._actions:
+        if hasattr(action, "choices") and isinstance(action.choices, dict):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {where}".strip(), a) for where, a in _options(sub))
+        elif action.option_strings and action.nargs != 0 and action.default is not None:
+            yield "", action
+
+
+def test_every_option_shows_the_default_the_code_uses(capsys):
+    checked = 0
+    for where, action in _options(cli._parser()):
+        default = action.default
+        shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
+        assert "(default" in action.help, f"{where} {action.option_strings[0]}: no default in its help"
+        if not isinstance(default, list) and shown not in action.help:
+            raise AssertionError(f"{where} {action.option_strings[0]}: help {action.help!r} does not show {shown!r}")
+        checked += 1
+    assert checked > 20
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    assert "(default: output;" in " ".join(capsys.readouterr().out.split())  # was "(default: runs;"
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--seeds SEED [SEED ...] training seeds, non-negative integers, one run per seed (default: 0 1 2)" in text
+    assert "draw 0 is the method's defaults" in text and "0 = defaults" not in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out  # was the module docstring's reStructuredText
+
+
+@pytest.mark.parametrize("bad", [["--experiments", "nosuch"], ["--methods", "nosuch", "--experiments", "biased_mnist"],
+                                 [*SMOKE[1:-1], "-1"], [*SMOKE[1:], "--n-hparams", "0"]],
+                         ids=["experiment", "method", "negative-seed", "no-draws"])
+def test_a_rejected_command_creates_nothing(tmp_path, capsys, bad):
+    out = tmp_path / "DIR"
+    assert main(["run", *bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()  # was created before the names were checked
+
+
+def test_negative_seeds_and_no_draws_are_refused_with_what_is_allowed(tmp_path, capsys):
+    assert main([*SMOKE[:-1], "2", "-1", "--out", str(tmp_path), "--dry-run"]) == 2
+    assert "--seeds must be non-negative integers, got -1" in capsys.readouterr().err  # was run as seed-1-...
+    assert main([*SMOKE, "--n-hparams", "0", "--out", str(tmp_path), "--dry-run"]) == 2
+    assert "--n-hparams must be at least 1 (draw 0 is the method's defaults), got 0" in capsys.readouterr().err
+
+
+def test_a_run_that_resumes_says_so(tmp_path, capsys):
+    from benchmarks import grid
+    from benchmarks.executors.progress import GridProgress
+    from benchmarks.registry import discover_experiments, discover_methods
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    tasks, _ = grid.expand({"biased_mnist": discover_experiments()["biased_mnist"]},
+                           {"standard": discover_methods()["standard"]}, [0, 1], "smoke", 1, out.resolve(),
+                           cache.resolve(), "cpu")
+    tasks[0].folder.mkdir(parents=True)
+    (tasks[0].folder / "checkpoint.pt").write_bytes(b"an interrupted run's last epoch")
+    assert main([*SMOKE[:-1], "0", "1", "--out", str(out), "--cache-dir", str(cache), "--dry-run"]) == 0
+    assert "0 done, 2 to run (1 resumed from their last checkpoint)" in capsys.readouterr().out  # was silent
+    with GridProgress(tasks, show=False) as progress:
+        assert progress._runs_done() == "grid 0/2 runs (1 resumed)"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, jobs):
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_say_what_was_saved_and_how_to_resume(tmp_path, jobs, signame, code):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "benchmarks", "run", "--methods", "isnet", "--experiments", "biased_mnist",
-               "--profile", "smoke", "--seeds", "0", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-               "--device", "cpu", "--jobs", jobs, "--no-progress"]
+               "--profile", "smoke", "--seeds", "0", "1", "2", "3", "--out", str(out), "--cache-dir",
+               str(tmp_path / "cache"), "--device", "cpu", "--jobs", jobs, "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, env=env)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(out.glob("runs/*/*/*/config.json")):
+    while time.monotonic() < deadline and not list(out.glob("runs/*/*/*/provenance.json")):
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
+    time.sleep(0.5)  # a run is training (its progress bar made)
+    if signame == "SIGINT":
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
+    else:
+        os.kill(process.pid, signal.SIGTERM)  # what `kill PID` or a scheduler does: the run process alone
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stdout + stderr
+    assert process.returncode == code, stdout + stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "resource_tracker" not in stderr and "leaked" not in stderr, stderr  # was a warning with --jobs 2
     assert "interrupted:" in stderr and "Run the same command again to resume" in stderr

@@ -44,3 +44,13 @@ def test_plugin_is_listed_and_runnable(plugin_site, tmp_path):
                       "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert list(out.glob("runs/biased_mnist/label_smoothing/seed0-*/done"))
+
+
+def test_the_contract_checks_run_on_the_installed_plugin(plugin_site, tmp_path):
+    """An author who installed the package (no checkout of its tests) checks their method."""
+    checked = _benchmarks(plugin_site, "check", "label_smoothing", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert lines[0] == "label_smoothing (role comparison, no masks):"
+    assert sum(line.startswith("  pass  ") for line in lines) == 7
+    assert lines[-1] == "1 method(s) checked: all keep the contract"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 
 import matplotlib.colors as mc
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from benchmarks.report import figures
+from benchmarks.report import curves, figures, palette
 from benchmarks.report.build import analysed, generate
-from benchmarks.report.gallery import gallery, gallery_data, normalised, uniform
+from benchmarks.report.gallery import GalleryData, Row, _heatmap_row, gallery, gallery_data, normalised, uniform
 
 from .conftest import write_run
 
@@ -28,11 +29,79 @@ def _lab(color) -> np.ndarray:
 
 
 def test_every_method_gets_its_own_colour_not_a_shade_of_another():
-    names = [f"method_{i}" for i in range(len(figures.DISTINCT))]
-    palette = figures.colors(names)
-    closest = min(np.linalg.norm(_lab(palette[a]) - _lab(palette[b])) for a, b in itertools.combinations(names, 2))
+    names = [f"method_{i}" for i in range(len(palette.DISTINCT))]
+    colours = palette.method_colors(names)
+    closest = min(np.linalg.norm(_lab(colours[a]) - _lab(colours[b])) for a, b in itertools.combinations(names, 2))
     assert closest >= 25  # tab20's light / dark pairs of one hue are 10-20 apart
-    assert len(set(figures.colors([*names, "one_more"]).values())) == len(names) + 1
+    assert len(set(palette.method_colors([*names, "one_more"]).values())) == len(names) + 1
+    every = palette.method_colors([*palette.BUILT_IN, "plugin_a", "plugin_b", "plugin_c", "plugin_d"])
+    assert len(set(every.values())) == len(every)  # plugins that hash alike still differ
+
+
+def test_a_method_has_one_colour_whatever_else_a_figure_shows():
+    isnet = mc.to_rgb(palette.BUILT_IN["isnet"])
+    assert palette.method_colors(["isnet", "standard"])["isnet"] == isnet
+    assert palette.method_colors(["aaa", "gain", "isnet", "rrr"])["isnet"] == isnet
+    alone, beside = palette.method_colors(["my_plugin"]), palette.method_colors(["isnet", "my_plugin"])
+    assert alone["my_plugin"] == beside["my_plugin"] in [mc.to_rgb(c) for c in palette.SPARE]
+
+
+def _bar_colours(fig) -> dict[str, set]:
+    """Method -> the face colours of its bars, in a split-bar figure (bars sit at their method's tick)."""
+    out: dict[str, set] = {}
+    for ax in fig.axes:
+        labels = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
+        for bar in ax.patches:
+            method = labels[round(bar.get_x() + bar.get_width() / 2)]
+            out.setdefault(method, set()).add(tuple(round(v, 4) for v in bar.get_facecolor()[:3]))
+    return out
+
+
+def test_accuracy_bars_keep_each_method_colour_and_stay_readable(tmp_path, monkeypatch):
+    root = tmp_path / "records"
+    methods = sorted(palette.BUILT_IN)  # the suite's 13 methods, all three splits: the widest chart
+    for seed in (0, 1):
+        for method in methods:
+            write_run(root, method, seed, {"biased": 0.9, "unbiased": 0.7, "deceiving": 0.5}, n=60)
+        write_run(root, "isnet", seed, {"biased": 0.9, "deceiving": 0.5}, n=60, experiment="fake_small")
+    _, _, _, _, analysis = analysed(root)
+    drawn = []
+    monkeypatch.setattr(figures, "render", lambda fig: drawn.append(fig) or b"png")
+    figures.split_bars(analysis, KEY)
+    figures.split_bars(analysis, ("fake_small", "smoke"))
+    wide, small = (_bar_colours(f) for f in drawn)
+    isnet = {tuple(round(v, 4) for v in mc.to_rgb(palette.BUILT_IN["isnet"]))}
+    assert wide["isnet"] == small["isnet"] == isnet  # was the first colour in one chart and another in the next
+    assert all(len(c) == 1 for c in wide.values()) and len(wide) == len(methods)
+    width, height = drawn[0].get_size_inches() * figures.DPI
+    assert width <= 1000 and height >= 0.5 * width  # was 1939 x 397 px: shown at half size, fonts unreadable
+
+
+def test_a_one_epoch_curve_has_whole_epoch_ticks(tmp_path, monkeypatch):
+    root = tmp_path / "records"
+    for seed in (0, 1):
+        write_run(root, "isnet", seed, {"biased": 0.9}, val_loss=(0.5,))
+    _, _, _, selected, analysis = analysed(root)
+    drawn = []
+    monkeypatch.setattr(curves, "render", lambda fig: drawn.append(fig) or b"png")
+    curves.learning_curves(analysis.curves, analysis.convergence, selected, KEY)
+    for ax in drawn[0].axes:
+        assert [t for t in ax.get_xticks() if -0.5 <= t <= 0.5] == [0]  # was -0.4, -0.2, ..., 0.4
+    assert curves.epoch_ticks(1) == [0] and curves.epoch_ticks(30) == [0, 5, 10, 15, 20, 25]
+    assert curves.epoch_ticks(6) == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_uniform_heatmap_is_drawn_grey_with_a_readable_note():
+    flat = np.full((8, 8), 0.5) + np.linspace(0, 0.01, 64).reshape(8, 8)  # an untrained attention map
+    varied = np.linspace(-1, 1, 64).reshape(8, 8)
+    data = GalleryData(np.zeros((2, 1, 8, 8)), np.ones((2, 8, 8)), np.array([0, 1]), ("a", "b"), (), True)
+    fig, ax = plt.subplots()
+    _heatmap_row(ax, Row("vit", 0, np.stack([flat, varied]), np.array([0, 1])), data)
+    shown = np.ma.filled(np.ma.asarray(ax.images[0].get_array(), dtype=float), np.nan)
+    assert np.isnan(shown[:, :8]).all()  # was solid dark red under a black note nobody could read
+    assert np.isfinite(shown[:, 9:]).all()
+    assert [t.get_text() for t in ax.texts] == ["uniform\nmap"]
+    plt.close(fig)
 
 
 @pytest.fixture(scope="module")

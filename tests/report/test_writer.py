@@ -3,6 +3,8 @@ records by default, and fails on an unusable --reports before computing anything
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from benchmarks.cli import main
@@ -53,6 +55,39 @@ def test_an_earlier_report_is_replaced_and_nothing_else_is_touched(records, tmp_
     assert "figures/accuracy_fake_bias_smoke.png" in writer.listed(folder)  # listed, though not drawn this time
 
 
+def _shown(folder) -> set[str]:
+    """The figures the README in ``folder`` shows."""
+    return set(re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", (folder / "README.md").read_text()))
+
+
+def test_without_figures_the_readme_shows_only_figures_drawn_from_these_records(tmp_path, capsys):
+    records = tmp_path / "records"
+    for seed in (0, 1):
+        write_run(records, "isnet", seed, {"biased": 0.9, "deceiving": 0.85}, n=60)
+    folder = tmp_path / "report"
+    assert build.build_report(records, folder) == 0
+    drawn = _shown(folder)
+    assert "figures/accuracy_fake_bias_smoke.png" in drawn and all((folder / rel).is_file() for rel in drawn)
+    readme = (folder / "README.md").read_bytes()
+    assert build.build_report(records, folder, figures=False) == 0  # same records: the figures are current
+    assert (folder / "README.md").read_bytes() == readme
+
+    for seed in (0, 1):  # a method added: every figure on disk shows the records without it
+        write_run(records, "standard", seed, {"biased": 0.9, "deceiving": 0.5}, n=60)
+    capsys.readouterr()
+    assert build.build_report(records, folder, figures=False) == 0
+    assert _shown(folder) == set()  # they were still shown, stale
+    assert f"{len(drawn)} figure(s) were not drawn from these records" in capsys.readouterr().err
+    text = (folder / "README.md").read_text()
+    assert "*Figure not shown: `figures/accuracy_fake_bias_smoke.png` was not drawn from these records" in text
+    assert all((folder / rel).is_file() for rel in drawn) and set(writer.listed(folder)) >= drawn  # still owned
+    assert build.build_report(records, folder, figures=False) == 0
+    assert _shown(folder) == set()  # and stay unshown until they are drawn again
+    assert build.build_report(records, folder) == 0
+    assert _shown(folder) == drawn
+    assert build.build_report(records, folder, check=True, figures=False) == 0
+
+
 def test_a_file_no_report_wrote_is_never_overwritten(records, tmp_path):
     folder = tmp_path / "report"
     assert build.build_report(records, folder, figures=False) == 0
@@ -88,6 +123,6 @@ def test_report_help_shows_every_default(capsys):
         main(["report", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--runs RUNS, --out RUNS" in text
-    for default in ("(default: runs;", "(default: RUNS/report;", "(default: figures too)",
+    for default in ("(default: output;", "(default: RUNS/report;", "(default: figures too)",
                     "(default: write the report)"):
         assert default in text

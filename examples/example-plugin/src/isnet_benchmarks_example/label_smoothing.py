@@ -2,7 +2,8 @@
 
 It needs no masks and changes only the loss, which makes it a short, complete template:
 subclass ``Method``, decorate it with ``register_method``, declare the module in the
-``isnet_benchmarks.methods`` entry-point group.
+``isnet_benchmarks.methods`` entry-point group, and check it with ``python -m benchmarks check
+label_smoothing``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from benchmarks.api import Batch, Method, ModelContext, register_method
 @register_method(
     "label_smoothing",
     needs_masks=False,
+    # what the claims compare it as: a competing method ISNet must beat (see the plugin's README)
+    role="comparison",
+    # draw 0 of `run --n-hparams N`; draws 1..N-1 are sampled from the search space
     defaults={"lr": 1e-3, "smoothing": 0.1},
     search_space={"lr": ("loguniform", 1e-4, 3e-3), "smoothing": [0.05, 0.1, 0.2]},
 )
