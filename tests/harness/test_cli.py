@@ -176,10 +176,11 @@ def test_the_extended_set_runs_only_when_asked_for(tmp_path, capsys):
     assert main([*base, "--all"]) == 0
     out = capsys.readouterr().out
     assert "isnet_grad_input" not in out and "would run biased_fashion_mnist" not in out and "decoy_mnist" not in out
+    assert "_control" not in out
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
-    assert listed.count("extended (runs with --extended or by name): ") == 3 and "an ablation" in listed
-    assert "the RRR paper's benchmark" in listed
+    assert listed.count("extended (runs with --extended or by name): ") == 5 and "an ablation" in listed
+    assert "the RRR paper's benchmark" in listed and listed.count("a no-shortcut control") == 2
 
 
 def test_missing_data_are_checked_once_per_experiment_before_the_grid(tmp_path, capsys, monkeypatch):
