@@ -123,6 +123,10 @@ class SegmentThenClassifyMethod(Method):
     def export(self) -> nn.Module:
         return self.pipeline
 
+    def segment(self, images: Tensor) -> Tensor:
+        """The mask the pipeline classifies with (its U-Net's, thresholded when ``mask_mode`` is hard)."""
+        return self.pipeline.predict_mask(images)
+
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         mask = self.pipeline.predict_mask(images)
         heat = lrp_or_input_x_gradient(self.pipeline.classifier, apply_mask(images, mask), target)

@@ -395,6 +395,13 @@ class Method(nn.Module, ABC):
         """
         return input_x_gradient(self.export(), images, target)
 
+    def segment(self, images: Tensor) -> Tensor | None:
+        """The method's own foreground prediction ``[B, 1, H, W]`` in ``[0, 1]``, for methods that
+        make one (a segmenter before the classifier, a segmentation decoder); ``None`` for the
+        others. The harness scores it against the true masks of every test split (Dice), so a
+        failure can be traced to the segmentation."""
+        return None
+
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """The optimiser; the default is Adam at ``hparams['lr']`` (1e-3 when absent)."""
         return torch.optim.Adam(self.parameters(), lr=float(self.hparams.get("lr", 1e-3)))

@@ -132,19 +132,37 @@ def seed_everything(seed: int) -> None:
 
 @torch.no_grad()
 def predict_split(method: Method, split: Dataset, batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
-    """Logits, labels and groups of every image of a split, in split order."""
+    """Logits, labels and groups of every image of a split, in split order, and, for a method
+    that segments (:meth:`~benchmarks.api.Method.segment`) on a split with masks, the Dice of
+    its foreground prediction per image (``dice``)."""
     method.eval()
-    logits, labels, groups = [], [], []
+    logits, labels, groups, dice = [], [], [], []
     for batch in iterate_batches(split, batch_size, shuffle_seed=None):
-        logits.append(method.predict(batch.images.to(device)).float().cpu())
+        images = batch.images.to(device)
+        logits.append(method.predict(images).float().cpu())
         labels.append(batch.labels)
         groups.append(batch.groups)
-    return {
+        predicted = method.segment(images) if batch.masks is not None else None
+        if predicted is not None:
+            dice.append(dice_per_image(predicted.float().cpu(), batch.masks))
+    out = {
         "logits": torch.cat(logits).numpy(),
         "labels": torch.cat(labels).numpy(),
         "groups": torch.cat(groups).numpy(),
         "index": np.arange(len(split)),
     }
+    if dice:
+        out["dice"] = torch.cat(dice).numpy()
+    return out
+
+
+def dice_per_image(predicted: Tensor, masks: Tensor) -> Tensor:
+    """Dice ``2 |P ∩ M| / (|P| + |M|)`` of each predicted foreground (probabilities or 0/1,
+    thresholded at 0.5) against the true mask; 1 where both are empty."""
+    p = (predicted > 0.5).flatten(1).float()
+    m = (masks > 0.5).flatten(1).float()
+    both = p.sum(1) + m.sum(1)
+    return torch.where(both > 0, 2 * (p * m).sum(1) / both.clamp(min=1), torch.ones_like(both))
 
 
 SELECTION_RULE = ("lowest mean validation loss (the method's training objective on the in-distribution "
@@ -386,7 +404,8 @@ def _evaluate(
         run.write_predictions(name, pred)
         intact[name] = pred["logits"].argmax(1).astype(np.int16)
         accuracy, loss = _accuracy_and_loss(pred)
-        summary["splits"][name] = {"accuracy": accuracy, "loss": loss, "n": len(split), "inference_seconds": seconds}
+        summary["splits"][name] = {"accuracy": accuracy, "loss": loss, "n": len(split), "inference_seconds": seconds,
+                                   **({"dice": float(pred["dice"].mean())} if "dice" in pred else {})}
     chosen = epochs[selection["selected_epoch"]] if epochs else {}
     summary["val_accuracy"] = chosen.get("val_accuracy", float("nan"))
     summary["val_loss"] = chosen.get("val_loss", float("nan"))

@@ -28,6 +28,7 @@ from benchmarks.evaluation.catalogue import PRIMARY
 from benchmarks.evaluation.explanation import FAITHFULNESS_RULE
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.behaviour import HEADLINE_RULE, measure_name
+from benchmarks.report.chance import CHANCE_RULE, DEGENERATE_SHARE, LEARNING_RULE, at_chance, degenerate, did_not_learn
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import ALPHA, LEVEL
 from benchmarks.report.explanations import CLAIM_EXPLAINER, faithful
@@ -41,15 +42,6 @@ EQUIVALENCE_MARGIN = 0.02
 TIME_TOLERANCE = 0.25
 #: the test splits where the shortcut misleads, on which ISNet should beat the others
 CLAIM_SPLITS = ("deceiving", "external")
-#: a side whose every seed gives one class to at least this share of a split's images is degenerate
-DEGENERATE_SHARE = 0.95
-CHANCE_RULE = (
-    "A comparison in which both sides are at chance is inconclusive, whatever the difference: a side is at chance "
-    f"when the {LEVEL:.0%} bootstrap interval over test images of its seed-mean accuracy contains the split's "
-    "majority-class share, or when it is degenerate: every seed predicts one class for at least "
-    f"{DEGENERATE_SHARE:.0%} of the split's images, whatever its accuracy (a classifier at chance is the same "
-    "everywhere and beats nothing)."
-)
 SMOKE_NOTE = ("smoke profile: a plumbing check of a few training steps, not evidence; its verdicts say only that the "
               "pipeline runs")
 
@@ -95,29 +87,18 @@ def _keys(analysis: Analysis) -> list[tuple[str, str]]:
     return sorted(k for k, r in analysis.roles.items() if not r.control)
 
 
-def _primary(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> pd.Series | None:
-    m = analysis.metrics
-    row = m[(m["experiment"] == key[0]) & (m["profile"] == key[1]) & (m["method"] == method)
-            & (m["split"] == split) & (m["metric"] == PRIMARY)]
-    return None if row.empty else row.iloc[0]
+REFERENCE_DID_NOT_LEARN = "ISNet did not learn this experiment (at chance on its in-distribution test split)"
 
 
-def degenerate(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
-    """Whether every seed of ``method`` gives one class to at least :data:`DEGENERATE_SHARE` of
-    ``split``'s images (False when it was not measured)."""
-    r = _primary(analysis, key, method, split)
-    return r is not None and bool(r.get("top_class_share", 0.0) >= DEGENERATE_SHARE)
+def _learners(analysis: Analysis, key: tuple[str, str], methods: list[str]) -> tuple[list[str], list[str]]:
+    """``methods`` split into those that learnt the experiment and those that did not
+    (:data:`~benchmarks.report.chance.LEARNING_RULE`)."""
+    unlearnt = [m for m in methods if did_not_learn(analysis, key, m)]
+    return [m for m in methods if m not in unlearnt], unlearnt
 
 
-def at_chance(analysis: Analysis, key: tuple[str, str], method: str, split: str) -> bool:
-    """Whether ``method`` is at chance on ``split`` by :data:`CHANCE_RULE`: the bootstrap interval
-    of its seed-mean accuracy contains the split's majority-class share, or it is
-    :func:`degenerate` (False when it was not measured)."""
-    r = _primary(analysis, key, method, split)
-    if r is None:
-        return False
-    contains = r["boot_low"] <= r["majority_share"] + 1e-9 and r["majority_share"] <= r["boot_high"] + 1e-9
-    return bool(contains) or degenerate(analysis, key, method, split)
+def _unlearnt_text(unlearnt: list[str]) -> str:
+    return ("; left out, did not learn: " + ", ".join(f"`{m}`" for m in unlearnt)) if unlearnt else ""
 
 
 def _both_at_chance(analysis: Analysis, key: tuple[str, str], a: tuple[str, str], b: tuple[str, str]) -> bool:
@@ -132,8 +113,9 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         f"For each experiment with a synthetic bias, ISNet's in-distribution (biased) accuracy minus its accuracy on "
         f"every shifted split (unbiased, deceiving): holds when every {LEVEL:.0%} bootstrap interval over test images "
         f"of the gap lies within ±{100 * EQUIVALENCE_MARGIN:.0f} percentage points (equivalence), does not hold when "
-        f"one lies entirely outside that margin, inconclusive otherwise. {CHANCE_RULE} Real-data experiments are "
-        "not used: their external test also changes hospital, scanner and population, not only the bias.",
+        f"one lies entirely outside that margin, inconclusive otherwise. {CHANCE_RULE} {LEARNING_RULE} Real-data "
+        "experiments are not used: their external test also changes hospital, scanner and population, not only "
+        "the bias.",
     )
     gaps = analysis.gaps
     for key in _keys(analysis):
@@ -143,6 +125,9 @@ def claim_same_accuracy(analysis: Analysis) -> Claim:
         reference = analysis.cast[key].reference
         if reference is None:
             claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
+            continue
+        if did_not_learn(analysis, key, reference):
+            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
             continue
         g = gaps[(gaps["experiment"] == key[0]) & (gaps["profile"] == key[1]) & (gaps["method"] == reference)] \
             if not gaps.empty else gaps
@@ -201,8 +186,8 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
         "ISNet's accuracy minus the other method's on the deceiving and external test splits (every shifted split "
         "of an experiment that has neither); "
         f"estimator: {ESTIMATOR}. Holds when ISNet is ahead with adjusted p < {ALPHA} in every comparison, does not "
-        f"hold when the other method is level or ahead in any, inconclusive otherwise. {CHANCE_RULE} ISNet is the "
-        "method whose records state role `reference`; "
+        f"hold when the other method is level or ahead in any, inconclusive otherwise. {CHANCE_RULE} {LEARNING_RULE} "
+        "ISNet is the method whose records state role `reference`; "
         + ("the standard classifier, role `plain_baseline`." if plain else
            "the baselines, every method with role `comparison` (ISNet's own variants, role `reference_variant`, "
            "and the plain baseline are left out)."),
@@ -216,9 +201,12 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
         if cast.reference is None:
             claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
-        others = cast.plain if plain else cast.comparisons
+        if did_not_learn(analysis, key, cast.reference):
+            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
+            continue
+        others, unlearnt = _learners(analysis, key, cast.plain if plain else cast.comparisons)
         if not others:
-            claim.findings.append(Finding(*key, NOT_MEASURED, f"no {who} runs"))
+            claim.findings.append(Finding(*key, NOT_MEASURED, f"no {who} runs" + _unlearnt_text(unlearnt)))
             continue
         targets = [s for s in roles.shift_splits if s in CLAIM_SPLITS] or list(roles.shift_splits)
         block = paired[(paired["experiment"] == key[0]) & (paired["profile"] == key[1])
@@ -237,7 +225,7 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
             f"{r['split']} vs `{r['other']}`: {_pp(r[diff])} pp [{_pp(r[low])}, {_pp(r[high])}] (p_Holm {_p(r[p])}; "
             f"{r['seeds_ref']} vs {r['seeds_other']} seeds)" + (", both at chance" if c else "")
             for r, c in zip(rows, chance, strict=True))
-        claim.findings.append(Finding(*key, _combine(states), evidence))
+        claim.findings.append(Finding(*key, _combine(states), evidence + _unlearnt_text(unlearnt)))
     return claim
 
 
@@ -254,8 +242,8 @@ def claim_background(analysis: Analysis) -> Claim:
         "not hold when another method is level or ahead in any, inconclusive otherwise. A heatmap is evidence about "
         f"what a model reads only where it accounts for the model's output: {FAITHFULNESS_RULE}. On a split where "
         "ISNet's heatmaps are not faithful by that rule the claim is not measured there; another method whose "
-        "heatmaps are not faithful is left out of the comparison (both named in the evidence). The other explainers "
-        "are in the explanation tables.",
+        f"heatmaps are not faithful is left out of the comparison (both named in the evidence). {LEARNING_RULE} The "
+        "other explainers are in the explanation tables.",
     )
     rel = analysis.relevance_paired
     for key in _keys(analysis):
@@ -263,9 +251,13 @@ def claim_background(analysis: Analysis) -> Claim:
         if cast.reference is None:
             claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
+        if did_not_learn(analysis, key, cast.reference):
+            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
+            continue
+        learners, unlearnt = _learners(analysis, key, cast.baselines())
         block = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])] if not rel.empty else rel
         if not block.empty:
-            block = block[block["other"].isin(cast.baselines())]
+            block = block[block["other"].isin(learners)]
         if block.empty:
             claim.findings.append(Finding(*key, NOT_MEASURED, f"no {CLAIM_EXPLAINER} relevance scores to compare"))
             continue
@@ -292,10 +284,11 @@ def claim_background(analysis: Analysis) -> Claim:
             parts.append("left out, heatmaps not faithful: " + ", ".join(dropped))
         if any(v is None for v in faith.values()):
             parts.append("faithfulness not recorded for some runs (older records)")
-        unscored = sorted(set(cast.baselines()) - set(block["other"]))
+        unscored = sorted(set(learners) - set(block["other"]))
         if unscored:
             parts.append(f"not compared (no {CLAIM_EXPLAINER} score): " + ", ".join(f"`{m}`" for m in unscored))
-        claim.findings.append(Finding(*key, _combine(states) if states else NOT_MEASURED, "; ".join(parts)))
+        claim.findings.append(Finding(*key, _combine(states) if states else NOT_MEASURED,
+                                      "; ".join(parts) + _unlearnt_text(unlearnt)))
     return claim
 
 
@@ -309,7 +302,7 @@ def claim_behaviour(analysis: Analysis) -> Claim:
         "does not hold when another method is level or lower in any, inconclusive otherwise. A comparison where "
         "either side is degenerate (every seed predicts one class for at least "
         f"{DEGENERATE_SHARE:.0%} of the intact images: a constant classifier follows nothing) is inconclusive. No "
-        "explainer is involved: the images change, the predictions are compared.",
+        f"explainer is involved: the images change, the predictions are compared. {LEARNING_RULE}",
     )
     paired = analysis.behaviour_paired
     for key in _keys(analysis):
@@ -317,10 +310,14 @@ def claim_behaviour(analysis: Analysis) -> Claim:
         if cast.reference is None:
             claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
             continue
+        if did_not_learn(analysis, key, cast.reference):
+            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
+            continue
+        learners, unlearnt = _learners(analysis, key, cast.baselines())
         block = paired[(paired["experiment"] == key[0]) & (paired["profile"] == key[1])] if not paired.empty \
             else paired
         if not block.empty:
-            block = block[block["other"].isin(cast.baselines())]
+            block = block[block["other"].isin(learners)]
         if block.empty:
             claim.findings.append(Finding(*key, NOT_MEASURED, "no counterfactual tests recorded"))
             continue
@@ -331,7 +328,8 @@ def claim_behaviour(analysis: Analysis) -> Claim:
             parts.append(f"{r.split} vs `{r.other}`: {_pp(r.diff)} pp [{_pp(r.low)}, {_pp(r.high)}] "
                          f"(p_Holm {_p(r.p_holm)})" + (f", degenerate: {', '.join(stuck)}" if stuck else ""))
         test, measure = block["test"].iloc[0], block["measure"].iloc[0]
-        claim.findings.append(Finding(*key, _combine(states), f"{measure_name(measure)}, {test}: " + "; ".join(parts)))
+        claim.findings.append(Finding(*key, _combine(states), f"{measure_name(measure)}, {test}: " + "; ".join(parts)
+                                      + _unlearnt_text(unlearnt)))
     return claim
 
 

@@ -21,6 +21,7 @@ from benchmarks.report.control import control_pairs, control_table
 from benchmarks.report.curves import learning_curves
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
 from benchmarks.report.explanations import EXPLANATION_METRICS, black_background_share
+from benchmarks.report.failures import dice_table, failures_table
 from benchmarks.report.gallery import gallery
 from benchmarks.report.studies import study_tables
 from benchmarks.report.table import Table, slug
@@ -246,8 +247,9 @@ def behaviour(inputs: Inputs, key: tuple[str, str]) -> list[str]:
                 "Not measured: the records hold no counterfactual tests (no foreground masks, or records written "
                 "before the tests existed).", ""]
     out = ["#### Behaviour under changed backgrounds", "", inputs.files.table(table)]
-    vs = bt.behaviour_paired_table(inputs.analysis, key, inputs.note)
-    return out + ([inputs.files.table(vs)] if vs is not None else [])
+    extra = (bt.behaviour_paired_table(inputs.analysis, key, inputs.note),
+             failures_table(inputs.analysis, key, inputs.note), dice_table(inputs.analysis, key, inputs.note))
+    return out + [inputs.files.table(t) for t in extra if t is not None]
 
 
 def metric_tables(inputs: Inputs, key: tuple[str, str]) -> list[str]:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from benchmarks.evaluation import catalogue
 from benchmarks.report.analysis import Analysis
+from benchmarks.report.chance import did_not_learn
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import LEVEL, N_RESAMPLES, interval_text
 from benchmarks.report.splits import SplitRoles
@@ -18,6 +19,7 @@ from benchmarks.report.table import (
     finite,
     interval_cell,
     is_cut,
+    latex_escape,
     num,
     pvalue,
     signed,
@@ -36,6 +38,13 @@ def _scale(metric: catalogue.Metric) -> tuple[float, int, str]:
     return (100.0, 1, " (%)") if metric.percent else (1.0, 3, "")
 
 
+def method_cell(analysis: Analysis, key: tuple[str, str], method: str) -> Cell:
+    """The method's name, marked when it did not learn the experiment (:data:`LEARNING_RULE`)."""
+    if did_not_learn(analysis, key, method):
+        return Cell(f"`{method}` (did not learn)", r"\texttt{" + latex_escape(method) + "} (did not learn)")
+    return Cell.code(method)
+
+
 # ------------------------------------------------------------------------ metric tables
 def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Metric, note: str) -> Table:
     roles: SplitRoles = analysis.roles[key]
@@ -51,7 +60,8 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
     for method in sorted(block["method"].unique()):
         mb = block[block["method"] == method]
         first = mb.iloc[0]
-        cells = [Cell.code(method), Cell.text(int(first["hparam_index"])), Cell.text(int(mb["seeds"].max()))]
+        cells = [method_cell(analysis, key, method), Cell.text(int(first["hparam_index"])),
+                 Cell.text(int(mb["seeds"].max()))]
         for split in splits:
             r = mb[mb["split"] == split]
             if r.empty:
@@ -74,7 +84,9 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
         f"{metric.name}{unit} of each method on every test split of `{key[0]}` ({key[1]} profile), "
         f"in the experiment's split order. Cell: mean over seeds ±{t_text()} [{interval_text()} of the seed-mean "
         f"{metric.phrase}, seeded per split; {sharing}]. Best mean per split in bold. "
-        + (cut_text("[0, 100] %") + " " if cut else "") + "Draw: the selected hyper-parameter draw. " + note
+        + (cut_text("[0, 100] %") + " " if cut else "") + "Draw: the selected hyper-parameter draw. "
+        + ("'(did not learn)': at chance on the in-distribution split, left out of the claims. "
+           if any(did_not_learn(analysis, key, m) for m in block["method"].unique()) else "") + note
     )
     data = block.drop(columns=["metric"]).reset_index(drop=True)
     return Table(slug(metric.key, *key), f"{metric.name}, {key[0]} ({key[1]})", caption,

@@ -90,3 +90,25 @@ def test_a_degenerate_side_is_at_chance_whatever_its_accuracy():
     assert cl.at_chance(analysis, ("e", "cpu"), "constant", "external")
     assert cl.degenerate(analysis, ("e", "cpu"), "constant", "external")
     assert not cl.at_chance(analysis, ("e", "cpu"), "varied", "external")
+
+
+def test_a_method_that_did_not_learn_is_marked_and_left_out_of_the_claims(tmp_path):
+    root = tmp_path / "records"
+    for seed in (0, 1, 2):
+        write_run(root, "isnet", seed, {"biased": 0.95, "unbiased": 0.9, "deceiving": 0.9}, follows=0.05,
+                  faithful=True)
+        write_run(root, "standard", seed, {"biased": 0.95, "unbiased": 0.7, "deceiving": 0.5}, follows=0.6,
+                  faithful=True)
+        write_run(root, "rrr", seed, {"biased": 0.5, "unbiased": 0.5, "deceiving": 0.5}, follows=0.0, faithful=True)
+    files, _ = generate(root, figures=False)
+    text = files["README.md"].decode()
+    assert "`rrr` (did not learn)" in text
+    claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
+    claim3 = claims[(claims["claim"] == 3) & (claims["experiment"] == "fake_bias")].iloc[0]
+    assert claim3["verdict"] == cl.NOT_MEASURED and "did not learn: `rrr`" in claim3["evidence"]
+    claim6 = claims[(claims["claim"] == 6) & (claims["experiment"] == "fake_bias")].iloc[0]
+    assert "`rrr`" not in claim6["evidence"].split("left out")[0]  # no comparison with it, only the note
+    failures = pd.read_csv(io.BytesIO(files["tables/failures_fake_bias_smoke.csv"]))
+    learnt_then_chance = set(zip(failures["method"], failures["split"], strict=True))
+    assert learnt_then_chance == {("standard", "deceiving")}
+    assert "Failures explained" in text and "standard" in text.split("Failures explained")[1][:3000]
