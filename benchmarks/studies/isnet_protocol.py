@@ -58,6 +58,8 @@ ARMS: tuple[Arm, ...] = (
                                                                                 "tune_restart": False,
                                                                                 "optimizer": "adam"},
         experiments=DECIDING),
+    Arm("authors' protocol", "the authors' choices that run without optional data: 5 calibration epochs, restart, "
+        "SGD (lr 1e-3, momentum 0.99)", AUTHORS, experiments=DECIDING),
     Arm("restart", "as the authors: after calibration the classifier restarts from random weights",
         {"tune_epochs": 1, "tune_restart": True, "optimizer": "adam"}),
     Arm("Nature constants", "the Nature-era code: C1 = 1, C2 = 25, no calibration, the heatmap loss from the first "
@@ -71,8 +73,6 @@ ARMS: tuple[Arm, ...] = (
     Arm("64 px", "images of 64 px instead of 40", CPU, {"image_size": 64}),
     Arm("long schedule", "twice the epochs (60), so that the schedule converges by the report's rule", CPU,
         {"epochs": 60}),
-    Arm("authors' protocol", "the authors' choices that run without optional data: 5 calibration epochs, restart, "
-        "SGD (lr 1e-3, momentum 0.99)", AUTHORS, experiments=DECIDING),
     Arm("authors' protocol, pretrained", "all of the authors' choices at once: the arm above from the pretrained "
         "start", AUTHORS, init="fashion_mnist"),
 )

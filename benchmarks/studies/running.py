@@ -4,6 +4,7 @@ in ``<out>/invocations.jsonl``."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ def run_tasks(tasks: Sequence[RunTask], out: Path, jobs: int) -> int:
     """Train the unfinished ``tasks``; exit status 1 when a run ended in an error."""
     from benchmarks import runner
     from benchmarks.executors import local
+    from benchmarks.interrupts import exit_code, terminate_as_interrupt
     from benchmarks.provenance import git_commit
     from benchmarks.resources import ResourceMonitor, append_invocation, machine
 
@@ -23,11 +25,15 @@ def run_tasks(tasks: Sequence[RunTask], out: Path, jobs: int) -> int:
     print(f"{len(tasks)} runs in the study: {len(done)} done, {len(todo)} to run", flush=True)
     if not todo:
         return 0
-    with ResourceMonitor() as monitor:
-        if jobs > 1 and len(todo) > 1:
-            outcomes = local.run_pool(todo, jobs, show_progress=False)
-        else:
-            outcomes = local.run_serial(todo, show_progress=False)
+    try:
+        with terminate_as_interrupt(), ResourceMonitor() as monitor:
+            if jobs > 1 and len(todo) > 1:
+                outcomes = local.run_pool(todo, jobs, show_progress=False)
+            else:
+                outcomes = local.run_serial(todo, show_progress=False)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: the finished epochs are checkpointed
+        print(runner.interrupted_text(todo, Path(out)), file=sys.stderr)
+        return exit_code(interrupt)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "failed", "error")}
     append_invocation(Path(out), {"finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                   "runs_trained": len(outcomes), "outcomes": counts, "jobs": jobs,
