@@ -9,9 +9,13 @@ between, VGG style); the decoder predicts the mask. Scales:
 scale   U-Net widths (levels)             pool        FC widths
 ======  ================================  ==========  ===========
 paper   64, 128, 256, 512, 1024           7x7         4096, 4096
-cpu     16, 32, 64, 128                   4x4         256, 256
+cpu     8, 16, 32, 64                     4x4         128, 128
 smoke   8, 16, 32                         2x2         32, 32
 ======  ================================  ==========  ===========
+
+At cpu scale the widths start at the narrow CNN's (8), the cpu profile's classifier, so that
+the multi-task network is its counterpart rather than a network ten times its size (it was
+16..128 / 256 until the fixed schedules made the grid's cost count every epoch).
 
 Levels are dropped from the deep end when the image side is not divisible by
 ``2 ** (levels - 1)`` (a 28 px image gets 3 levels), so any profile size works.
@@ -41,7 +45,7 @@ from benchmarks.architectures import UNet, segmentation_loss, unet_widths_for
 # per scale: U-Net widths, bottleneck pool side, hidden FC width
 _CONFIGS: dict[str, tuple[tuple[int, ...], int, int]] = {
     "smoke": ((8, 16, 32), 2, 32),
-    "cpu": ((16, 32, 64, 128), 4, 256),
+    "cpu": ((8, 16, 32, 64), 4, 128),
     "paper": ((64, 128, 256, 512, 1024), 7, 4096),
 }
 
