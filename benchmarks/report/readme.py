@@ -35,6 +35,15 @@ PASTE_SUMMARY = (
     "2021), pasted by the binary masks with the donor's own object filled from its nearest background pixels (the "
     "rule is quoted in every run's `counterfactuals.json`)."
 )
+PROMISE = (
+    "A run is bit-identical on one machine whatever executes it (one thread per CPU run, fixed data order, "
+    "checkpointed random states), and on x86-64 machines with AVX2 its CPU kernels are capped at AVX2 so that "
+    "AVX2-only and AVX-512 processors compute alike (each run's `provenance.json` records its processor, the "
+    "kernels' instruction set and library versions). Beyond that, another machine gives the same conclusions "
+    "within the intervals stated here: every run trains its whole schedule and keeps its lowest-validation-loss "
+    "epoch, so float noise moves a run's selected model but never ends it early (the study *Stopping rules under "
+    "float noise* measures how far)."
+)
 #: the share of exactly-black background pixels above which input x gradient scores are noted as trivial
 BLACK_BACKGROUND = 0.5
 COST_TEXT = (
@@ -168,7 +177,12 @@ def how_to_read(inputs: Inputs) -> list[str]:
         f"Significance at α = {ALPHA}. A claim reads exactly the numbers of the tables it sits above.",
         "- **Explanations.** 'own' is each method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are "
         "applied to every method. Relevance inside the mask: share of the positive relevance on the foreground; "
-        "background share = 1 − that; pointing game: is the relevance peak on the foreground.",
+        "background share = 1 − that; pointing game: is the relevance peak on the foreground. A heatmap counts as "
+        "evidence about what a model reads only where it accounts for the logit it explains (the faithfulness "
+        "tables).",
+        "- **Behaviour.** What a model reads is measured by changing the background of its test images and watching "
+        "its predictions (the behaviour tables), with no explainer involved.",
+        f"- **Reproducibility.** {PROMISE}",
         "",
     ]
 
