@@ -171,20 +171,12 @@ class ISNetMethod(Method):
         return isnet.explain(self.isnet.backbone, images, target, epsilon=float(self.hparams["epsilon"]))
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
-        h = self.hparams
-        kind = h["optimizer"]
+        """SGD or Adam over the backbone (``optimizer``: ``"auto"`` picks by scale, see the module docstring)."""
+        kind = self.hparams["optimizer"]
         if kind == "auto":
             kind = "sgd" if self.ctx.scale == "paper" else "adam"
-        params = self.isnet.backbone.parameters()
-        if kind == "sgd":
-            opt = torch.optim.SGD(params, lr=float(h["lr"]), momentum=float(h["momentum"]),
-                                  weight_decay=float(h["weight_decay"]))
-        elif kind == "adam":
-            opt = torch.optim.Adam(params, lr=float(h["lr"]), weight_decay=float(h["weight_decay"]))
-        else:
-            raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {kind!r}")
-        self._optimizer = opt
-        return opt
+        self._optimizer = self.build_optimizer(kind)
+        return self._optimizer
 
     def extra_state(self) -> dict[str, Any]:
         return {
