@@ -26,6 +26,7 @@ from torch import nn
 
 from benchmarks.api import Batch, Method, MethodSpec, ModelContext
 from benchmarks.architectures import build_backbone
+from benchmarks.registry import discover_methods
 
 B, C, SIZE, K = 4, 1, 32, 3
 CLASS_NAMES = ("normal", "covid", "pneumonia")
@@ -46,16 +47,7 @@ def in_tree_specs() -> dict[str, MethodSpec]:
     return found
 
 
-def discovered_specs() -> dict[str, MethodSpec]:
-    """What the harness sees (the registry); the in-tree scan until the registry exists."""
-    try:
-        from benchmarks.registry import discover_methods
-    except ImportError:
-        return in_tree_specs()
-    return discover_methods()
-
-
-SPECS = discovered_specs()
+SPECS = discover_methods()
 
 
 def smoke_context() -> ModelContext:
