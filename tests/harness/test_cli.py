@@ -203,6 +203,7 @@ def test_missing_data_are_checked_once_per_experiment_before_the_grid(tmp_path, 
     assert out.count("expected layout") == 1 and "6 runs in the grid" in out and "offline/" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, jobs):

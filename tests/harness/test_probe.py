@@ -4,6 +4,7 @@ run's selected weights."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -62,6 +63,7 @@ def test_a_model_reading_the_background_keeps_its_accuracy_one_reading_the_objec
     assert np.isnan(shortcut["lrp_background_share"])  # a model the LRP engine cannot walk: no share, no error
 
 
+@pytest.mark.slow
 def test_a_probed_run_is_the_runs_selected_model(tmp_path, tiny_experiment):
     result = probe_run(tiny_experiment, StandardClassifier.spec, 0, "smoke", tmp_path, tmp_path / "cache")
     again = probe_run(tiny_experiment, StandardClassifier.spec, 0, "smoke", tmp_path, tmp_path / "cache")
