@@ -6,9 +6,10 @@ The benchmarks are ``tests/perf/test_speed_ratios.py``::
         --benchmark-json=reports/performance/isnet_speed.json
     python perf/render_speed.py reports/performance/isnet_speed.json [--output FILE] [--check]
 
-Every ratio is the fastest round of a candidate over the fastest round of its baseline in the
-same benchmark group (load from the rest of a shared machine only adds time). ``--check``
-compares the file with what it would write and exits 1 when they differ.
+Every ratio is the fastest round of a candidate over the fastest of the runs of its baseline
+made just before each of those rounds (``extra_info["baseline_seconds"]``): load from the rest
+of a shared machine only adds time, and both saw the same. ``--check`` compares the file with
+what it would write and exits 1 when they differ.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +34,27 @@ HEATMAP_TARGETS = {"ours": 1.2, "zennit": 0.7}
 STEP_TARGETS = "Targets: selective and stochastic <= 2.0, dual <= 3.0, original <= 1 + K."
 
 
-def fastest(data: dict[str, Any]) -> dict[tuple, float]:
-    """``{(section, group, candidate): fastest round in seconds}`` of a pytest-benchmark JSON."""
+@dataclass(frozen=True)
+class Measured:
+    """One benchmark: its fastest round, and (for a candidate) that over the fastest run of its
+    baseline beside it."""
+
+    seconds: float
+    ratio: float | None
+
+
+def measured(data: dict[str, Any]) -> dict[tuple[str, str], Measured]:
+    """``{(group, candidate): Measured}`` of a pytest-benchmark JSON."""
     out = {}
     for bench in data["benchmarks"]:
-        info = bench["extra_info"]
-        out[(info["section"], bench["group"], info["candidate"])] = bench["stats"]["min"]
+        info, fastest_round = bench["extra_info"], bench["stats"]["min"]
+        beside = info.get("baseline_seconds")
+        out[(bench["group"], info["candidate"])] = Measured(fastest_round, fastest_round / min(beside) if beside
+                                                            else None)
     return out
 
 
-def _groups(data: dict[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
+def groups(data: dict[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
     """The groups of ``section`` in the order they were measured, each with its first benchmark's ``extra_info``."""
     seen: dict[str, dict[str, Any]] = {}
     for bench in data["benchmarks"]:
@@ -50,49 +63,44 @@ def _groups(data: dict[str, Any], section: str) -> list[tuple[str, dict[str, Any
     return list(seen.items())
 
 
-def _ratio(times: dict[tuple, float], key: tuple, base: tuple) -> str:
-    return f"{times[key] / times[base]:.2f}" if key in times else "-"
-
-
-def heatmap_table(data: dict[str, Any], times: dict[tuple, float]) -> list[str]:
+def heatmap_table(data: dict[str, Any], m: dict[tuple[str, str], Measured]) -> list[str]:
     lines = ["## Heatmap (LRP-epsilon, z^B input layer, one target class per image)", "",
              "| model | plain input-gradient pass (s) | ours (s) | zennit (s) | "
              f"ours / gradient (target <= {HEATMAP_TARGETS['ours']}) | "
              f"ours / zennit (target <= {HEATMAP_TARGETS['zennit']}) |",
              "|---|---|---|---|---|---|"]
-    for group, info in _groups(data, "heatmap"):
-        t = {c: times.get(("heatmap", group, c)) for c in ("gradient", "ours", "zennit")}
-        zennit = "-" if t["zennit"] is None else f"{t['zennit']:.3f}"
-        vs_zennit = "-" if t["zennit"] is None else f"{t['ours'] / t['zennit']:.2f}"
-        lines.append(f"| {NAMES.get(info['model'], info['model'])} | {t['gradient']:.3f} | {t['ours']:.3f} | {zennit} "
-                     f"| {t['ours'] / t['gradient']:.2f} | {vs_zennit} |")
-    return lines + ["", "zennit has no canonizer for SmallCNN, so it is compared on the torchvision models only."]
+    for group, info in groups(data, "heatmap"):
+        gradient, ours, zennit = (m.get((group, c)) for c in ("gradient", "ours", "zennit"))
+        cells = [f"{gradient.seconds:.3f}", f"{ours.seconds:.3f}", "-" if zennit is None else f"{zennit.seconds:.3f}",
+                 f"{ours.ratio:.2f}", "-" if zennit is None else f"{ours.ratio / zennit.ratio:.2f}"]
+        lines.append(f"| {NAMES.get(info['model'], info['model'])} | " + " | ".join(cells) + " |")
+    return lines + ["", "zennit has no canonizer for SmallCNN, so it is compared on the torchvision models only; "
+                        "`ours / zennit` divides their ratios to the input-gradient pass run beside each."]
 
 
-def training_tables(data: dict[str, Any], times: dict[tuple, float]) -> list[str]:
+def training_tables(data: dict[str, Any], m: dict[tuple[str, str], Measured]) -> list[str]:
     by_backbone: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for group, info in _groups(data, "train"):
+    for group, info in groups(data, "train"):
         by_backbone.setdefault(info["backbone"], []).append((group, info))
     lines: list[str] = []
-    for backbone, groups in by_backbone.items():
+    for backbone, rows in by_backbone.items():
         lines += [f"## Training step / plain cross-entropy step ({NAMES.get(backbone, backbone)}, 3 input channels)",
                   "", STEP_TARGETS, "", "| K | plain step (s) | " + " | ".join(VARIANTS) + " |",
                   "|---|---|" + "---|" * len(VARIANTS)]
-        for group, info in groups:
-            base = ("train", group, "plain")
-            cells = [_ratio(times, ("train", group, v), base) for v in VARIANTS]
-            lines.append(f"| {info['K']} | {times[base]:.3f} | " + " | ".join(cells) + " |")
+        for group, info in rows:
+            cells = [f"{m[(group, v)].ratio:.2f}" if (group, v) in m else "-" for v in VARIANTS]
+            lines.append(f"| {info['K']} | {m[(group, 'plain')].seconds:.3f} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines[:-1]
 
 
-def inference_table(data: dict[str, Any], times: dict[tuple, float]) -> list[str]:
+def inference_table(data: dict[str, Any], m: dict[tuple[str, str], Measured]) -> list[str]:
     lines = ["## Inference of the exported classifier", "",
              "| backbone | backbone (s) | `ISNet.export()` (s) | ratio |", "|---|---|---|---|"]
-    for group, info in _groups(data, "export"):
-        base, exported = times[("export", group, "backbone")], times[("export", group, "exported")]
-        lines.append(f"| {NAMES.get(info['backbone'], info['backbone'])} | {base:.4f} | {exported:.4f} | "
-                     f"{exported / base:.2f} |")
+    for group, info in groups(data, "export"):
+        base, exported = m[(group, "backbone")], m[(group, "exported")]
+        lines.append(f"| {NAMES.get(info['backbone'], info['backbone'])} | {base.seconds:.4f} | "
+                     f"{exported.seconds:.4f} | {exported.ratio:.2f} |")
     return lines + ["", "`export()` returns the backbone object itself (no hooks, same parameters), so the ratio is 1 "
                         "up to noise."]
 
@@ -104,7 +112,7 @@ def rounds(data: dict[str, Any], section: str) -> str:
 
 def markdown(data: dict[str, Any]) -> str:
     """The page: how it was measured, then one table per section."""
-    times = fastest(data)
+    m = measured(data)
     info = data["benchmarks"][0]["extra_info"]
     lines = ["# isnet speed", "",
              f"Measured by `{MEASURE}`, rendered by `{RENDER}`. "
@@ -112,11 +120,13 @@ def markdown(data: dict[str, Any]) -> str:
              f"{info['size']}x{info['size']} px. Each candidate is one pytest-benchmark benchmark of "
              f"{rounds(data, 'train')} (training steps), {rounds(data, 'heatmap')} (heatmaps) and "
              f"{rounds(data, 'export')} (inference) rounds after one warm-up round, all in one process, with the "
-             "harness's allocator setting (`benchmarks/allocator.py`). A ratio is the fastest round of the candidate "
-             "over the fastest round of its baseline: load from the rest of a shared machine only adds time. On this "
-             "small virtual machine repeated runs still differ by up to about 10 % in a ratio. Where a step's time "
-             "goes and peak memory: `python perf/isnet_speed.py --only breakdown,memory` (docs/performance.md).",
-             "", *heatmap_table(data, times), "", *training_tables(data, times), "", *inference_table(data, times), ""]
+             "harness's allocator setting (`benchmarks/allocator.py`); before each round its baseline (the plain "
+             "step, the input-gradient pass, the backbone) runs once beside it. A ratio is the fastest round of the "
+             "candidate over the fastest of those baseline runs: load from the rest of a shared machine only adds "
+             "time, and both saw the same. On this small virtual machine repeated runs still differ by up to about "
+             "10 % in a ratio. Where a step's time goes and peak memory: `python perf/isnet_speed.py --only "
+             "breakdown,memory` (docs/performance.md).",
+             "", *heatmap_table(data, m), "", *training_tables(data, m), "", *inference_table(data, m), ""]
     return "\n".join(lines)
 
 
