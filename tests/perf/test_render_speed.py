@@ -52,3 +52,8 @@ def test_check_compares_with_the_written_page(tmp_path, capsys):
     out.write_text(out.read_text().replace("1.10", "1.00"))
     assert render_speed.main([str(source), "--output", str(out), "--check"]) == 1
     assert "differs from" in capsys.readouterr().out
+
+
+def test_the_committed_page_is_the_render_of_the_committed_json():
+    committed = render_speed.ROOT / "reports" / "performance" / "isnet_speed.json"
+    assert render_speed.main([str(committed), "--check"]) == 0
