@@ -105,6 +105,12 @@ def inference_table(data: dict[str, Any], m: dict[tuple[str, str], Measured]) ->
                         "up to noise."]
 
 
+def load_range(data: dict[str, Any]) -> str:
+    """The lowest and highest load average seen as the benchmarks started."""
+    loads = [b["extra_info"]["load"] for b in data["benchmarks"]]
+    return f"{min(loads):.1f} to {max(loads):.1f}"
+
+
 def rounds(data: dict[str, Any], section: str) -> str:
     counts = sorted({b["stats"]["rounds"] for b in data["benchmarks"] if b["extra_info"]["section"] == section})
     return "/".join(str(c) for c in counts)
@@ -123,9 +129,10 @@ def markdown(data: dict[str, Any]) -> str:
              "harness's allocator setting (`benchmarks/allocator.py`); before each round its baseline (the plain "
              "step, the input-gradient pass, the backbone) runs once beside it. A ratio is the fastest round of the "
              "candidate over the fastest of those baseline runs: load from the rest of a shared machine only adds "
-             "time, and both saw the same. On this small virtual machine repeated runs still differ by up to about "
-             "10 % in a ratio. Where a step's time goes and peak memory: `python perf/isnet_speed.py --only "
-             "breakdown,memory` (docs/performance.md).",
+             "time, and both saw the same. Load average (1 min) of the machine as the benchmarks started: "
+             f"{load_range(data)}; on this small virtual machine, loaded by other work, one ratio can differ by "
+             "up to about 25 % from one run to the next, most by under 10 %. Where a step's time goes and peak "
+             "memory: `python perf/isnet_speed.py --only breakdown,memory` (docs/performance.md).",
              "", *heatmap_table(data, m), "", *training_tables(data, m), "", *inference_table(data, m), ""]
     return "\n".join(lines)
 

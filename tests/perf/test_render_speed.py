@@ -6,7 +6,7 @@ import json
 
 from perf import render_speed
 
-INFO = {"batch": 4, "size": 32, "threads": 1, "torch": "2.x", "cpu": "test CPU"}
+INFO = {"batch": 4, "size": 32, "threads": 1, "torch": "2.x", "cpu": "test CPU", "load": 1.5}
 
 
 def _bench(section: str, group: str, candidate: str, seconds: float, beside: list[float] | None = None,
@@ -41,6 +41,7 @@ def test_a_ratio_is_the_fastest_round_over_the_fastest_baseline_run_beside_it():
     assert "| 3 | 0.250 | 2.00 | 3.00 | 4.00 | 5.00 | 6.00 |" in page
     assert "| SmallCNN | 0.0400 | 0.0420 | 1.00 |" in page
     assert "Batch 4, 32x32 px" in page and "3 (training steps), 3 (heatmaps) and 41 (inference) rounds" in page
+    assert "as the benchmarks started: 1.5 to 1.5;" in page
 
 
 def test_check_compares_with_the_written_page(tmp_path, capsys):

@@ -27,6 +27,7 @@ baseline's runs. Nothing here asserts a time.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -60,7 +61,7 @@ def one_thread_and_the_harness_allocator():
 def describe(benchmark, section: str, group: str, **what) -> None:
     benchmark.group = group
     benchmark.extra_info.update(section=section, batch=SCALE.batch, size=SCALE.size, threads=torch.get_num_threads(),
-                                torch=torch.__version__, cpu=cpu_model(), **what)
+                                torch=torch.__version__, cpu=cpu_model(), load=os.getloadavg()[0], **what)
 
 
 def side_by_side(benchmark, candidate: Callable[[], object], baseline: Callable[[], object] | None, rounds: int):
