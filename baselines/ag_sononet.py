@@ -32,13 +32,12 @@ pools rounding up: 28 -> 14 -> 7 -> 4).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.api import CrossEntropyMethod, ModelContext, register_method
 
 # per scale: (widths, convolutions per stage) of the five stages
 _CONFIGS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -136,29 +135,15 @@ class AGSononet(nn.Module):
     search_space={"lr": ("loguniform", 1e-4, 3e-3), "weight_decay": [0.0, 1e-5, 1e-4]},
     summary="AG-Sononet: grid attention gates learned from labels, concatenated aggregation",
 )
-class AttentionGatedSononet(Method):
+class AttentionGatedSononet(CrossEntropyMethod):
     """AG-Sononet: grid attention gates learned from labels, concatenated aggregation."""
 
-    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
-        super().__init__(ctx, **hparams)
+    def build_model(self, ctx: ModelContext) -> nn.Module:
         widths, convs = _CONFIGS[ctx.scale]
-        self.net = AGSononet(ctx.in_channels, ctx.num_classes, ctx.image_size, widths, convs)
-
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        logits = self.net(batch.images)
-        loss = F.cross_entropy(logits, batch.labels)
-        return {"loss": loss, "logits": logits, "cross_entropy": loss.detach()}
-
-    def export(self) -> nn.Module:
-        return self.net
+        return AGSononet(ctx.in_channels, ctx.num_classes, ctx.image_size, widths, convs)
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         with torch.no_grad():
-            _, alphas = self.net.forward_with_attention(images)
+            _, alphas = self.model.forward_with_attention(images)
         maps = [F.interpolate(a, size=images.shape[-2:], mode="bilinear", align_corners=False) for a in alphas]
         return torch.stack(maps).mean(0)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.net.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )

@@ -166,8 +166,3 @@ class ExtendedGAIN(Method):
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         return self.gradcam(images.detach(), target)[1].detach()
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.model.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )

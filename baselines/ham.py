@@ -219,8 +219,3 @@ class HierarchicalAttentionMining(Method):
             _, maps = self.net.forward_with_attention(images)
         up = [F.interpolate(a, size=images.shape[-2:], mode="bilinear", align_corners=False) for a in maps]
         return torch.stack(up).mean(0)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.net.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )

@@ -88,19 +88,17 @@ class ISNetMethod(Method):
     def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
         super().__init__(ctx, **hparams)
         h = self.hparams
-        self.isnet = isnet.ISNet(
-            ctx.build_backbone(ctx.num_classes), ctx.num_classes, self.variant,
-            P=float(h["P"]), d=float(h["d"]), E=float(h["E"]), w1=float(h["w1"]), w2=float(h["w2"]),
-            epsilon=float(h["epsilon"]), selective_class=h.get("selective_class", "predicted"),
-            lds_layers=list(h["lds_layers"]),
-        )
         auto = h["C1"] == "auto" or h["C2"] == "auto"
+        constants = {"C1": NATURE_C1, "C2": NATURE_C2} if auto else {"C1": h["C1"], "C2": h["C2"]}
+        loss = isnet.LossConfig(P=float(h["P"]), d=float(h["d"]), E=float(h["E"]), w1=float(h["w1"]),
+                                w2=float(h["w2"]))
+        self.isnet = isnet.ISNet(
+            ctx.build_backbone(ctx.num_classes), ctx.num_classes, self.variant, loss=loss,
+            epsilon=float(h["epsilon"]), selective_class=h.get("selective_class", "predicted"),
+            lds_layers=list(h["lds_layers"]), **constants,
+        )
         epochs = h["tune_epochs"]
         self.tune_epochs = (int(epochs) if epochs is not None else TUNE_EPOCHS.get(ctx.scale, 1)) if auto else 0
-        if auto:
-            self.isnet.set_constants(NATURE_C1, NATURE_C2)
-        else:
-            self.isnet.set_constants(h["C1"], h["C2"])
         restart = h["tune_restart"]
         self.tune_restart = TUNE_RESTART.get(ctx.scale, False) if restart is None else bool(restart)
         self.epoch = 0
@@ -173,20 +171,12 @@ class ISNetMethod(Method):
         return isnet.explain(self.isnet.backbone, images, target, epsilon=float(self.hparams["epsilon"]))
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
-        h = self.hparams
-        kind = h["optimizer"]
+        """SGD or Adam over the backbone (``optimizer``: ``"auto"`` picks by scale, see the module docstring)."""
+        kind = self.hparams["optimizer"]
         if kind == "auto":
             kind = "sgd" if self.ctx.scale == "paper" else "adam"
-        params = self.isnet.backbone.parameters()
-        if kind == "sgd":
-            opt = torch.optim.SGD(params, lr=float(h["lr"]), momentum=float(h["momentum"]),
-                                  weight_decay=float(h["weight_decay"]))
-        elif kind == "adam":
-            opt = torch.optim.Adam(params, lr=float(h["lr"]), weight_decay=float(h["weight_decay"]))
-        else:
-            raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {kind!r}")
-        self._optimizer = opt
-        return opt
+        self._optimizer = self.build_optimizer(kind)
+        return self._optimizer
 
     def extra_state(self) -> dict[str, Any]:
         return {
@@ -197,8 +187,9 @@ class ISNetMethod(Method):
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         if not state:
             return
-        for name, (c1, c2) in state.get("constants", {}).items():
-            self.isnet.constants[name] = (float(c1), float(c2))
+        constants = {**self.isnet.constants, **state.get("constants", {})}
+        names = self.isnet.map_names()
+        self.isnet.set_constants([constants[n][0] for n in names], [constants[n][1] for n in names])
         for name, totals in state.get("stats", {}).items():
             if name in self.stats:
                 self.stats[name].load(list(totals))

@@ -150,9 +150,3 @@ class MultiTaskUNetMethod(Method):
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         return lrp_or_input_x_gradient(self.export(), images, target)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.net.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )
-

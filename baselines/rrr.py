@@ -72,8 +72,3 @@ class RightForTheRightReasons(Method):
             log_prob = F.log_softmax(self.model(x), dim=1).gather(1, target.view(-1, 1)).sum()
             (grad,) = torch.autograd.grad(log_prob, x)
         return grad.abs()
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.model.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )

@@ -133,9 +133,3 @@ class SegmentThenClassifyMethod(Method):
         mask = self.pipeline.predict_mask(images)
         heat = lrp_or_input_x_gradient(self.pipeline.classifier, apply_mask(images, mask), target)
         return heat * mask
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.pipeline.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )
-

@@ -11,13 +11,9 @@ naming the reason when the engine is there but refuses the network).
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient, register_method
+from benchmarks.api import CrossEntropyMethod, ModelContext, lrp_or_input_x_gradient, register_method
 
 
 @register_method(
@@ -28,26 +24,11 @@ from benchmarks.api import Batch, Method, ModelContext, lrp_or_input_x_gradient,
     summary="Standard classifier (the profile's backbone, cross-entropy only)",
     role="plain_baseline",
 )
-class StandardClassifier(Method):
+class StandardClassifier(CrossEntropyMethod):
     """Standard classifier (the profile's backbone, cross-entropy only)."""
 
-    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
-        super().__init__(ctx, **hparams)
-        self.model = ctx.build_backbone(ctx.num_classes)
-
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        logits = self.model(batch.images)
-        loss = F.cross_entropy(logits, batch.labels)
-        return {"loss": loss, "logits": logits, "cross_entropy": loss.detach()}
-
-    def export(self) -> nn.Module:
-        return self.model
+    def build_model(self, ctx: ModelContext) -> nn.Module:
+        return ctx.build_backbone(ctx.num_classes)
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         return lrp_or_input_x_gradient(self.model, images, target)
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.parameters(), lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
-        )
-

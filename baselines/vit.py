@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.api import CrossEntropyMethod, ModelContext, register_method
 
 # per scale: preferred patch size (callable of the image size), embed dim, depth, heads, MLP ratio
 _CONFIGS: dict[str, dict[str, Any]] = {
@@ -124,20 +124,11 @@ def attention_rollout(model: nn.Module, images: Tensor) -> Tensor:
     },
     summary="Vision Transformer (ViT-B/16 at paper scale, a small ViT at cpu scale), cross-entropy only",
 )
-class VisionTransformerClassifier(Method):
+class VisionTransformerClassifier(CrossEntropyMethod):
     """Vision Transformer (ViT-B/16 at paper scale, a small ViT at cpu scale), cross-entropy only."""
 
-    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
-        super().__init__(ctx, **hparams)
-        self.model = build_vit(ctx, drop_path=float(self.hparams["drop_path"]))
-
-    def training_step(self, batch: Batch) -> dict[str, Tensor]:
-        logits = self.model(batch.images)
-        loss = F.cross_entropy(logits, batch.labels)
-        return {"loss": loss, "logits": logits, "cross_entropy": loss.detach()}
-
-    def export(self) -> nn.Module:
-        return self.model
+    def build_model(self, ctx: ModelContext) -> nn.Module:
+        return build_vit(ctx, drop_path=float(self.hparams["drop_path"]))
 
     def explain(self, images: Tensor, target: Tensor) -> Tensor:
         return attention_rollout(self.model, images)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -27,6 +28,8 @@ SCALES = ("smoke", "cpu", "paper")
 #: the method under study, a variant of it (Faster ISNet, ablations), the plain classifier
 #: every claim is measured against, or one of the competing methods
 ROLES = ("reference", "reference_variant", "plain_baseline", "comparison")
+#: the optimisers :meth:`Method.build_optimizer` makes (hyper-parameter ``optimizer``)
+OPTIMIZERS = ("adam", "sgd")
 
 
 # --------------------------------------------------------------------------- data contract
@@ -403,8 +406,22 @@ class Method(nn.Module, ABC):
         return None
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
-        """The optimiser; the default is Adam at ``hparams['lr']`` (1e-3 when absent)."""
-        return torch.optim.Adam(self.parameters(), lr=float(self.hparams.get("lr", 1e-3)))
+        """The optimiser: :meth:`build_optimizer` of the hyper-parameter ``optimizer`` (``"adam"``
+        when absent)."""
+        return self.build_optimizer(str(self.hparams.get("optimizer", "adam")))
+
+    def build_optimizer(self, kind: str) -> torch.optim.Optimizer:
+        """``kind`` (one of :data:`OPTIMIZERS`) over all of this method's parameters, at the
+        hyper-parameters ``lr`` (1e-3 when absent) and ``weight_decay`` (0) and, for SGD,
+        ``momentum`` (0)."""
+        h = self.hparams
+        lr, weight_decay = float(h.get("lr", 1e-3)), float(h.get("weight_decay", 0.0))
+        if kind == "adam":
+            return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        if kind == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=lr, momentum=float(h.get("momentum", 0.0)),
+                                   weight_decay=weight_decay)
+        raise ValueError(f"{self.spec.name}: optimizer must be one of {OPTIMIZERS}, got {kind!r}")
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for per-epoch schedules (warm-ups, calibration); default does nothing."""
@@ -415,6 +432,29 @@ class Method(nn.Module, ABC):
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+
+class CrossEntropyMethod(Method):
+    """A method that trains one classifier with cross-entropy alone and deploys it as it is.
+
+    Subclasses implement :meth:`build_model`; the network is ``self.model``.
+    """
+
+    def __init__(self, ctx: ModelContext, **hparams: Any) -> None:
+        super().__init__(ctx, **hparams)
+        self.model = self.build_model(ctx)
+
+    @abstractmethod
+    def build_model(self, ctx: ModelContext) -> nn.Module:
+        """The classifier (images in, logits out); ``self.hparams`` are set already."""
+
+    def training_step(self, batch: Batch) -> dict[str, Tensor]:
+        logits = self.model(batch.images)
+        loss = F.cross_entropy(logits, batch.labels)
+        return {"loss": loss, "logits": logits, "cross_entropy": loss.detach()}
+
+    def export(self) -> nn.Module:
+        return self.model
 
 
 # --------------------------------------------------------------------------- explanation helpers

@@ -7,14 +7,13 @@ writes ``dataset_samples_<experiment>.png`` per experiment (all registered ones 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.api import DataBundle, ExperimentSpec
+from benchmarks.registry import discover_experiments
 
 
 def _pick(labels: np.ndarray, count: int) -> list[int]:
@@ -110,28 +109,6 @@ def gallery_title(name: str, scale: str, trained_size: int, notes: dict) -> str:
     return f"{name} ({scale} profile, trained at {trained_size} px){extra}"
 
 
-def _experiments() -> dict[str, ExperimentSpec]:
-    """Registered experiments (entry points), else every module of ``benchmarks.experiments``."""
-    try:
-        from benchmarks.registry import discover_experiments
-
-        found = dict(discover_experiments())
-    except Exception:  # noqa: BLE001 - not installed: fall back to the package's modules
-        found = {}
-    import benchmarks.experiments as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        try:
-            module = importlib.import_module(f"{package.__name__}.{info.name}")
-        except Exception:  # noqa: BLE001 - a module whose optional dependency is missing
-            continue
-        for obj in vars(module).values():
-            spec = getattr(obj, "__experiment_spec__", None)
-            if isinstance(spec, ExperimentSpec):
-                found.setdefault(spec.name, spec)
-    return found
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gallery", description=__doc__)
     parser.add_argument("experiments", nargs="*", help="experiment names (default: all)")
@@ -140,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default="reports/figures")
     parser.add_argument("--per-split", type=int, default=None, help="images per split (default: 8-10)")
     args = parser.parse_args(argv)
-    specs = _experiments()
+    specs = discover_experiments()
     names = args.experiments or sorted(specs)
     for name in names:
         if name not in specs:

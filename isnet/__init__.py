@@ -8,10 +8,14 @@ Public API (defaults from ``DEFAULT_LRP`` and ``DEFAULT_LOSS``, :mod:`isnet.conf
 
     isnet.explain(model, x, target, rule="epsilon", input_rule="zb", epsilon=0.01,
                   bounds=(0.0, 1.0), create_graph=False)
-    isnet.heatmap_loss(heatmaps, masks, d=0.9, E=1.0, C1=1.0, C2=25.0, w1=1.0, w2=3.0)
+    isnet.LossConfig(P=0.7, d=0.9, E=1.0, C1=1.0, C2=25.0, w1=1.0, w2=3.0)   # checked when built
+    isnet.heatmap_loss(heatmaps, masks, config=DEFAULT_LOSS, **fields)
     isnet.total_loss(logits, labels, heatmap_term, P=0.7)
     isnet.tune_constants(totals) / isnet.RelevanceStats
-    isnet.ISNet(backbone, num_classes, variant="original" | "dual" | "selective" | "stochastic" | "grad_input")
+    isnet.ISNet(backbone, num_classes, variant="original" | "dual" | "selective" | "stochastic" | "grad_input",
+                loss=DEFAULT_LOSS, **fields)
+
+``fields`` are LossConfig constants given one by one (``C1=0.5``); they replace those of the config.
 
 The package imports torch (and numpy through it) only.
 """

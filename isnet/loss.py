@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import DEFAULT_LOSS
+from .config import DEFAULT_LOSS, LossConfig, check_fraction
 
 
 class HeatmapLossTerms(NamedTuple):
@@ -86,23 +86,14 @@ def gwrp(values: Tensor, d: float) -> Tensor:
     return (s * w[:k]).sum(-1) / w.sum()
 
 
-def heatmap_loss_terms(
-    heatmaps: Tensor,
-    masks: Tensor,
-    d: float = DEFAULT_LOSS.d,
-    E: float = DEFAULT_LOSS.E,
-    C1: float = DEFAULT_LOSS.C1,
-    C2: float = DEFAULT_LOSS.C2,
-    w1: float = DEFAULT_LOSS.w1,
-    w2: float = DEFAULT_LOSS.w2,
-) -> HeatmapLossTerms:
+def heatmap_loss_terms(heatmaps: Tensor, masks: Tensor, config: LossConfig = DEFAULT_LOSS,
+                       **fields: float) -> HeatmapLossTerms:
     """The heatmap loss and its terms; see :func:`heatmap_loss`."""
+    config = config.replace(**fields)
     if heatmaps.ndim == 4:
         heatmaps = heatmaps.unsqueeze(1)
     if heatmaps.ndim != 5:
         raise ValueError(f"heatmaps must be [B, K, C, H, W] (or [B, C, H, W]), got {tuple(heatmaps.shape)}")
-    if not 0.0 <= d <= 1.0:
-        raise ValueError(f"d must lie in [0, 1], got {d}")
     B, K, C, H, W = heatmaps.shape
     M = prepare_masks(masks, B, (H, W)).to(heatmaps.dtype).unsqueeze(1)  # [B, 1, 1, H, W]
     if bool((M.sum((2, 3, 4)) == 0).any()):
@@ -112,28 +103,22 @@ def heatmap_loss_terms(
     fg_abs = (A * M).sum((2, 3, 4))  # [B, K]: un-normalised foreground relevance
     fg_mean = fg_abs / (M.sum((2, 3, 4)) * C).clamp(min=1)
     A_hat = A / (fg_mean + 1e-10).view(B, K, 1, 1, 1)
-    g = gwrp((A_hat * (1 - M)).flatten(3), d)  # [B, K, C]
-    background = torch.log1p(g / E).mean((1, 2))  # [B]
+    g = gwrp((A_hat * (1 - M)).flatten(3), config.d)  # [B, K, C]
+    background = torch.log1p(g / config.E).mean((1, 2))  # [B]
+    C1, C2 = config.C1, config.C2
     over = (fg_abs.clamp(max=C1) - C1) ** 2 + (fg_abs.clamp(min=C2) - C2) ** 2
     foreground = (over / C1**2).mean(1)  # [B]
-    loss = (w1 * background + w2 * foreground).mean()
+    loss = (config.w1 * background + config.w2 * foreground).mean()
     return HeatmapLossTerms(loss, background.mean(), foreground.mean(), bad)
 
 
-def heatmap_loss(
-    heatmaps: Tensor,
-    masks: Tensor,
-    d: float = DEFAULT_LOSS.d,
-    E: float = DEFAULT_LOSS.E,
-    C1: float = DEFAULT_LOSS.C1,
-    C2: float = DEFAULT_LOSS.C2,
-    w1: float = DEFAULT_LOSS.w1,
-    w2: float = DEFAULT_LOSS.w2,
-) -> Tensor:
+def heatmap_loss(heatmaps: Tensor, masks: Tensor, config: LossConfig = DEFAULT_LOSS, **fields: float) -> Tensor:
     """ISNet heatmap loss ``L_H = w1 * L_bg + w2 * L_fg`` averaged over the batch.
 
     heatmaps: ``[B, K, C, H, W]`` relevance (``[B, C, H, W]`` for one map per image);
-    masks: binary ``[B, 1, H', W']`` foreground masks (resized to ``H, W`` when needed).
+    masks: binary ``[B, 1, H', W']`` foreground masks (resized to ``H, W`` when needed);
+    config: the constants (``d``, ``E``, ``C1``, ``C2``, ``w1``, ``w2``; ``P`` is not used here);
+    ``fields``: constants given one by one (``C1=0.5``) replace those of ``config``.
     ``L_bg``: the absolute maps are normalised by their foreground mean, the background
     values pooled by GWRP (``d -> 0``: max, ``d = 1``: mean over all pixels) and mapped by
     ``log(1 + g / E)``. ``L_fg``: zero while the map's total foreground relevance ``F``
@@ -141,13 +126,12 @@ def heatmap_loss(
     NaN relevance is replaced by the foreground mean, infinities by the map maximum
     (warned and counted).
     """
-    return heatmap_loss_terms(heatmaps, masks, d, E, C1, C2, w1, w2).loss
+    return heatmap_loss_terms(heatmaps, masks, config, **fields).loss
 
 
 def total_loss(logits: Tensor, labels: Tensor, heatmap_term: Tensor, P: float = DEFAULT_LOSS.P) -> Tensor:
     """``(1 - P) * CrossEntropy(logits, labels) + P * L_H``."""
-    if not 0.0 <= P <= 1.0:
-        raise ValueError(f"P must lie in [0, 1], got {P}")
+    check_fraction("P", P)
     return (1 - P) * F.cross_entropy(logits, labels) + P * heatmap_term
 
 

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import DEFAULT_LOSS, DEFAULT_LRP
+from .config import DEFAULT_LOSS, DEFAULT_LRP, LossConfig, check_fraction
 from .engine import engine_for
-from .loss import gwrp, heatmap_loss_terms
+from .loss import gwrp, heatmap_loss_terms, total_loss
 from .outputs import onehot_output, selective_output
 
 VARIANTS = ("original", "dual", "selective", "stochastic", "grad_input")
@@ -33,9 +33,12 @@ class ISNet(nn.Module):
     sweep; BatchNorm statistics are held constant as in the LRP maps, so in train mode this is
     the gradient of the network with this batch's BN affine maps frozen, in eval mode the
     exact input gradient).
-    ``C1``/``C2``: floats, or ``(epsilon, zplus)`` pairs for ``dual``. ``lds_layers``: module
-    names whose output relevance (summed over channels) is also penalised (LRP deep
-    supervision); the per-layer losses are combined by GWRP with ``lds_d`` (default ``d``).
+    ``loss``: the loss constants (:class:`~isnet.config.LossConfig`, checked when built);
+    ``loss_fields``: constants given one by one (``P=0.5``) replace those of ``loss``, and
+    ``C1``/``C2`` may there be ``(epsilon, zplus)`` pairs for ``dual`` (one per map group).
+    ``lds_layers``: module names whose output relevance (summed over channels) is also
+    penalised (LRP deep supervision); the per-layer losses are combined by GWRP with ``lds_d``
+    (default ``d``).
     """
 
     def __init__(
@@ -44,19 +47,14 @@ class ISNet(nn.Module):
         num_classes: int,
         variant: str = "original",
         *,
-        P: float = DEFAULT_LOSS.P,
-        d: float = DEFAULT_LOSS.d,
-        E: float = DEFAULT_LOSS.E,
-        w1: float = DEFAULT_LOSS.w1,
-        w2: float = DEFAULT_LOSS.w2,
-        C1: float | Sequence[float] = DEFAULT_LOSS.C1,
-        C2: float | Sequence[float] = DEFAULT_LOSS.C2,
+        loss: LossConfig = DEFAULT_LOSS,
         epsilon: float = DEFAULT_LRP.epsilon,
         input_rule: str = DEFAULT_LRP.input_rule,
         bounds: tuple[float | Tensor, float | Tensor] = DEFAULT_LRP.bounds,
         selective_class: str = "lowest",
         lds_layers: Sequence[str] = (),
         lds_d: float | None = None,
+        **loss_fields: float | Sequence[float],
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -68,12 +66,15 @@ class ISNet(nn.Module):
         self.backbone = backbone
         self.num_classes = num_classes
         self.variant = variant
-        self.P, self.d, self.E, self.w1, self.w2 = P, d, E, w1, w2
         self.epsilon, self.input_rule, self.bounds = epsilon, input_rule, bounds
         self.selective_class = selective_class
         self.lds_layers = tuple(lds_layers)
-        self.lds_d = d if lds_d is None else lds_d
-        self.constants: dict[str, tuple[float, float]] = {}
+        C1, C2 = loss_fields.pop("C1", loss.C1), loss_fields.pop("C2", loss.C2)
+        shared = loss.replace(**loss_fields)
+        self.lds_d = shared.d if lds_d is None else lds_d
+        check_fraction("lds_d", self.lds_d)
+        #: the loss constants of each map group (they differ in C1 / C2 only)
+        self.losses: dict[str, LossConfig] = dict.fromkeys(self.map_names(), shared)
         self.set_constants(C1, C2)
 
     # ------------------------------------------------------------------ configuration
@@ -81,17 +82,25 @@ class ISNet(nn.Module):
         """Names of the heatmap groups this variant produces."""
         return ("epsilon", "zplus") if self.variant == "dual" else ("heatmap",)
 
+    @property
+    def loss(self) -> LossConfig:
+        """The loss constants (those of the first map group: P, d, E, w1, w2 are shared)."""
+        return next(iter(self.losses.values()))
+
+    @property
+    def constants(self) -> dict[str, tuple[float, float]]:
+        """``(C1, C2)`` of each map group."""
+        return {name: (config.C1, config.C2) for name, config in self.losses.items()}
+
     def set_constants(self, C1: float | Sequence[float], C2: float | Sequence[float]) -> None:
-        """Set C1/C2 (a pair per map group for ``dual``)."""
+        """Set C1/C2 (a pair per map group for ``dual``); checked as any :class:`LossConfig`."""
         names = self.map_names()
         c1 = list(C1) if isinstance(C1, (list, tuple)) else [C1] * len(names)
         c2 = list(C2) if isinstance(C2, (list, tuple)) else [C2] * len(names)
         if len(c1) != len(names) or len(c2) != len(names):
             raise ValueError(f"{self.variant}: give one C1/C2 per map group {names}")
-        for n, a, b in zip(names, c1, c2, strict=True):
-            if not 0 < float(a) <= float(b):
-                raise ValueError(f"need 0 < C1 <= C2, got C1={a}, C2={b}")
-            self.constants[n] = (float(a), float(b))
+        self.losses = {n: self.losses[n].replace(C1=float(a), C2=float(b))
+                       for n, a, b in zip(names, c1, c2, strict=True)}
 
     def export(self) -> nn.Module:
         """The plain classifier used at test time (the backbone itself, weights shared)."""
@@ -164,10 +173,10 @@ class ISNet(nn.Module):
         out: dict[str, Tensor] = {"logits": logits}
         group_losses, bgs, fgs, bad = [], [], [], 0
         for name, layer_maps in maps.items():
-            c1, c2 = self.constants[name]
+            config = self.losses[name]
             layer_losses = []
             for i, h in enumerate(layer_maps):
-                t = heatmap_loss_terms(h, masks, self.d, self.E, c1, c2, self.w1, self.w2)
+                t = heatmap_loss_terms(h, masks, config)
                 layer_losses.append(t.loss)
                 bad += t.nonfinite
                 if i == 0:
@@ -185,6 +194,6 @@ class ISNet(nn.Module):
         out["foreground"] = torch.stack(fgs).mean().detach()
         out["nonfinite"] = torch.tensor(float(bad))
         if labels is not None:
-            out["ce"] = F.cross_entropy(logits, labels)
-            out["loss"] = (1 - self.P) * out["ce"] + self.P * out["heatmap_loss"]
+            out["ce"] = F.cross_entropy(logits.detach(), labels)
+            out["loss"] = total_loss(logits, labels, out["heatmap_loss"], self.loss.P)
         return out

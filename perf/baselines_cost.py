@@ -21,17 +21,15 @@ Usage::
     python perf/baselines_cost.py --methods '*'   # every discovered method (ISNet variants too)
     python perf/baselines_cost.py --scales paper --device cuda --batch 16 --write --append
 
-Methods are found through the harness's registry (entry points), completed by the modules
-of ``baselines/`` that are not (yet) declared as entry points.
+Methods are found through the harness's registry (entry points), as ``python -m benchmarks list``
+finds them.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import os
-import pkgutil
 import statistics
 import sys
 import time
@@ -45,8 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.api import Batch, Method, MethodSpec, ModelContext  # noqa: E402
+from benchmarks.api import Batch, MethodSpec, ModelContext  # noqa: E402
 from benchmarks.architectures import build_backbone  # noqa: E402
+from benchmarks.registry import UnknownNameError, discover_methods, select  # noqa: E402
 from benchmarks.resources import cpu_model  # noqa: E402
 
 BENCHMARK_MODELS = (
@@ -69,36 +68,9 @@ TAGS = frozenset({"has_normal_class", "has_masks", "cxr"})
 OUT = ROOT / "reports" / "performance" / "baselines_cost.md"
 
 
-def all_specs() -> dict[str, MethodSpec]:
-    specs: dict[str, MethodSpec] = {}
-    try:
-        from benchmarks.registry import discover_methods
-
-        specs.update(discover_methods())
-    except ImportError:
-        pass
-    import baselines
-
-    for info in pkgutil.iter_modules(baselines.__path__):
-        module = importlib.import_module(f"baselines.{info.name}")
-        for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Method) and "spec" in vars(obj) and obj.spec.cls is obj:
-                specs.setdefault(obj.spec.name, obj.spec)
-    return specs
-
-
-def select(specs: dict[str, MethodSpec], patterns: list[str]) -> list[str]:
-    import fnmatch
-
-    chosen: list[str] = []
-    for pattern in patterns:
-        matches = fnmatch.filter(sorted(specs), pattern)
-        if not matches:
-            raise SystemExit(f"no method matches {pattern!r}; known: {', '.join(sorted(specs))}")
-        chosen += [m for m in matches if m not in chosen]
-    if "standard" in chosen:  # the reference first
-        chosen.remove("standard")
-    return ["standard", *chosen]
+def standard_first(names: list[str]) -> list[str]:
+    """``names`` with the reference, ``standard``, first (added when missing)."""
+    return ["standard", *(n for n in names if n != "standard")]
 
 
 def fake_batch(size: int, batch: int, device: torch.device) -> Batch:
@@ -218,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    specs = all_specs()
-    names = select(specs, args.methods)
+    specs = discover_methods()
+    try:
+        names = standard_first(select(specs, args.methods, "method"))
+    except UnknownNameError as err:
+        raise SystemExit(str(err)) from err
     started = time.perf_counter()
     load_before = os.getloadavg()
     sections = []

@@ -20,7 +20,7 @@ from benchmarks.architectures import SmallCNN
 
 #: backbone name -> how the tables call it
 BACKBONES = {"tiny": "SmallCNN (one stage of width 4)", "small": "SmallCNN", "resnet18": "ResNet18",
-             "resnet50": "ResNet50", "densenet121": "DenseNet121"}
+             "resnet50": "ResNet50", "densenet121": "DenseNet121", "vgg11": "VGG11"}
 PRECISIONS = ("float32", "bf16", "float64")
 
 
@@ -141,7 +141,7 @@ def heatmap_candidates(name: str, scale: Scale) -> tuple[dict[str, Callable[[], 
     """A plain input-gradient pass, our heatmap and zennit's on one model and batch; and why
     zennit is missing, if it is."""
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None, num_classes=10).eval().to(scale.device)
+    model = make_backbone(name, 10).eval().to(scale.device)
     x = torch.rand(scale.batch, 3, scale.size, scale.size).to(scale.device)
     target = torch.randint(0, 10, (scale.batch,)).to(scale.device)
 

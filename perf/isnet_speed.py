@@ -1,6 +1,6 @@
 """Speed and memory of the isnet engine, measured side by side in one run (a benchmark, not a test).
 
-    python perf/isnet_speed.py [--write] [--reps N] [--threads T] [--quick]
+    python perf/isnet_speed.py [--output FILE] [--reps N] [--threads T] [--quick]
     python perf/isnet_speed.py --device cuda [--compile] [--output FILE] [--json FILE]
 
 Prints, for batch 32 at 64x64 px on the CPU (at 224x224 px on CUDA):
@@ -27,8 +27,11 @@ Prints, for batch 32 at 64x64 px on the CPU (at 224x224 px on CUDA):
 Every ratio compares the fastest of interleaved repetitions (each candidate and its baseline
 alternate; load from the rest of a shared machine only adds time): ``--reps`` for the training
 steps and the operator-time breakdown, two more for the heatmaps, at least 41 for inference.
-On CUDA every call is timed with CUDA events after synchronisation. ``--write`` saves the
-tables as Markdown to ``reports/performance/isnet_speed.md`` (``--output`` elsewhere).
+On CUDA every call is timed with CUDA events after synchronisation. ``--output`` saves the
+tables as Markdown. The committed CPU table, ``reports/performance/isnet_speed.md``, comes from
+the pytest-benchmark benchmarks of the same cases (``tests/perf/test_speed_ratios.py``, rendered
+by ``perf/render_speed.py``); this script measures what they do not: CUDA, where a step's time
+goes, peak memory, bf16 and ``torch.compile``.
 ``--quick``: the same code paths at tiny sizes (batch 4, 32 px, K = 2, one backbone); parts
 that need CUDA are skipped with a message.
 """
@@ -57,7 +60,6 @@ from perf.isnet_numerics import compile_row, precision_row  # noqa: E402
 from perf.isnet_speed_report import markdown  # noqa: E402
 from perf.timing import cuda_peak_bytes, fastest_times, is_out_of_memory, release_memory  # noqa: E402
 
-REPORT = ROOT / "reports" / "performance" / "isnet_speed.md"
 SECTIONS = ("heatmap", "train", "breakdown", "export", "memory", "precision", "compile")
 #: device type -> (batch, image side, heatmap models, training backbones)
 DEFAULTS = {"cpu": (32, 64, ("resnet18", "vgg11"), ("small", "resnet18")),
@@ -218,8 +220,7 @@ def _sections(text: str) -> set[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {REPORT.relative_to(ROOT)} (or --output)")
-    parser.add_argument("--output", type=Path, help="with or without --write: write the Markdown here")
+    parser.add_argument("--output", type=Path, help="write the Markdown here")
     parser.add_argument("--json", type=Path, help="also write every measured row as JSON here")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--reps", type=int, default=3)
@@ -263,10 +264,10 @@ def sections_to_run(args: argparse.Namespace, cuda: bool) -> tuple[set[str], lis
 
 
 def save(results: dict, args: argparse.Namespace, scale: Scale, final: bool) -> None:
-    """Write the Markdown (``--output`` / ``--write``) and ``--json`` of what is measured so far;
+    """Write the Markdown (``--output``) and ``--json`` of what is measured so far;
     called after every section, so that a run stopped by a time limit keeps its finished sections."""
     text = markdown(results, args, scale)
-    target = args.output or (REPORT if args.write else None)
+    target = args.output
     for path, content in ((target, text), (args.json, json.dumps(results, indent=1, default=str))):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

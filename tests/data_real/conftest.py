@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from .trees import (
-    cxr,
-    make_brixia,
-    make_cohen,
-    make_covid_qu_ex,
-    make_folder,
-    make_montgomery,
-    make_shenzhen,
-    make_tbx11k,
-)
+from .trees import make_covid_root, make_tb_root
 
 
 @pytest.fixture(autouse=True)
@@ -34,33 +23,13 @@ def _one_torch_thread():
 @pytest.fixture
 def covid_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root for covid_real with all four sources (BrixIA only when pydicom exists)."""
-    root = tmp_path / "data"
-    make_covid_qu_ex(root / "covid-qu-ex", per_cell=2)
-    make_cohen(root / "covid-chestxray-dataset")
-    try:
-        import pydicom  # noqa: F401
-
-        make_brixia(root / "brixia")
-    except ImportError:
-        pass
-    make_folder(root / "covid-external", {"normal": 3, "pneumonia": 3}, masks=None)
+    root = make_covid_root(tmp_path / "data")
     monkeypatch.setenv("ISNET_BENCHMARKS_DATA", str(root))
     return root
 
 
 @pytest.fixture
 def tb_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "data"
-    make_montgomery(root / "montgomery", size=64)
-    make_shenzhen(root / "shenzhen", root / "shenzhen-masks")
-    mc = np.asarray(Image.open(root / "montgomery" / "MontgomerySet" / "CXR_png" / "MCUCXR_0001_0.png"))
-    copy_resized = np.asarray(Image.fromarray(mc).resize((48, 48), Image.Resampling.BILINEAR))
-    make_tbx11k(
-        root / "tbx11k",
-        extra={
-            "extra/mc/MCUCXR_0002_0.png": cxr(32),  # recognisable by name
-            "health/h9999.png": copy_resized,  # a renamed, resized copy: caught by content
-        },
-    )
+    root = make_tb_root(tmp_path / "data")
     monkeypatch.setenv("ISNET_BENCHMARKS_DATA", str(root))
     return root

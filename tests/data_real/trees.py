@@ -240,3 +240,35 @@ def noise(h: int = 24, w: int | None = None, seed: int = 0) -> np.ndarray:
 def qu_mask_files(root: Path) -> list[Path]:
     """The lung-mask files of a COVID-QU-Ex tree (sorted)."""
     return sorted(root.rglob("lung masks/*.png"))
+
+
+# --------------------------------------------------------------------------- data roots
+def make_covid_root(root: Path) -> Path:
+    """A data root for covid_real with all four sources (BrixIA only when pydicom exists)."""
+    make_covid_qu_ex(root / "covid-qu-ex", per_cell=2)
+    make_cohen(root / "covid-chestxray-dataset")
+    try:
+        import pydicom  # noqa: F401
+
+        make_brixia(root / "brixia")
+    except ImportError:
+        pass
+    make_folder(root / "covid-external", {"normal": 3, "pneumonia": 3}, masks=None)
+    return root
+
+
+def make_tb_root(root: Path) -> Path:
+    """A data root for tb_real: Montgomery, Shenzhen with its masks, and TBX11K holding a named
+    and a renamed, resized copy of a Montgomery image."""
+    make_montgomery(root / "montgomery", size=64)
+    make_shenzhen(root / "shenzhen", root / "shenzhen-masks")
+    mc = np.asarray(Image.open(root / "montgomery" / "MontgomerySet" / "CXR_png" / "MCUCXR_0001_0.png"))
+    copy_resized = np.asarray(Image.fromarray(mc).resize((48, 48), Image.Resampling.BILINEAR))
+    make_tbx11k(
+        root / "tbx11k",
+        extra={
+            "extra/mc/MCUCXR_0002_0.png": cxr(32),  # recognisable by name
+            "health/h9999.png": copy_resized,  # a renamed, resized copy: caught by content
+        },
+    )
+    return root

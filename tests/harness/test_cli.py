@@ -273,6 +273,7 @@ def test_a_run_that_resumes_says_so(tmp_path, capsys):
         assert progress._runs_done() == "grid 0/2 runs (1 resumed)"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("jobs", ["1", "2"])
 @pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])

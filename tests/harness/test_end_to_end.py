@@ -7,9 +7,13 @@ hospitals) to keep the suite fast; every method is still run on both, and CI run
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.cli import main
 from benchmarks.registry import discover_experiments
 from benchmarks.resources import read_invocations
+
+pytestmark = pytest.mark.slow  # the smoke grid of every method on two experiments, then its report
 
 
 def test_run_all_smoke_then_report(tmp_path, capsys):

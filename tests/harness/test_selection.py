@@ -65,6 +65,7 @@ def _logits_of(state: dict, images: torch.Tensor) -> np.ndarray:
         return net(images).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("script", "warmup", "expected"), [("valley", 0, 1), ("early", 0, 0), ("early", 1, 2)])
 def test_the_selected_epoch_is_the_one_evaluated(tmp_path, tiny_experiment, script, warmup, expected):
     SNAPSHOTS.clear()
@@ -84,6 +85,7 @@ def test_the_selected_epoch_is_the_one_evaluated(tmp_path, tiny_experiment, scri
     assert not run.best_path.exists() and not run.checkpoint_path.exists()
 
 
+@pytest.mark.slow
 def test_the_selection_survives_a_kill(tmp_path, tiny_experiment, monkeypatch):
     SNAPSHOTS.clear()
     straight = _task(tmp_path / "straight", "valley")
@@ -126,6 +128,7 @@ def test_still_improving_rule_with_known_answers():
     assert still_improving(_epochs([0.5, 0.02, 0.01, 0.005]))
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_once_the_run_no_longer_improves(tmp_path, tiny_experiment):
     import dataclasses
 

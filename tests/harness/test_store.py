@@ -43,6 +43,7 @@ def _predictions(tmp_path, task: RunTask) -> dict[str, np.ndarray]:
     return run.read().predictions("b")
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_result(tmp_path, tiny_experiment, monkeypatch):
     straight = _task(tmp_path / "straight", kill_at=-1)
     assert train_run(straight, tiny_experiment, Killable.spec, show_progress=False) == "ok"
@@ -71,6 +72,7 @@ def test_resume_after_kill_gives_the_same_result(tmp_path, tiny_experiment, monk
     assert all(s["threads"] == torch.get_num_threads() for s in starts)
 
 
+@pytest.mark.slow
 def test_done_marker_detects_damage(tmp_path, tiny_experiment):
     task = _task(tmp_path, kill_at=-1)
     train_run(task, tiny_experiment, Killable.spec, show_progress=False)
@@ -85,6 +87,7 @@ def test_done_marker_detects_damage(tmp_path, tiny_experiment):
     assert records == [] and len(problems) == 1
 
 
+@pytest.mark.slow
 def test_half_written_record_is_not_done(tmp_path, tiny_experiment):
     task = _task(tmp_path, kill_at=-1)
     train_run(task, tiny_experiment, Killable.spec, show_progress=False)
@@ -165,6 +168,7 @@ def test_a_parse_error_names_the_file(tmp_path, name):
         run.read()
 
 
+@pytest.mark.slow
 def test_the_report_lists_a_record_that_does_not_parse_by_its_file(tmp_path, tiny_experiment):
     task = _task(tmp_path, kill_at=-1)
     train_run(task, tiny_experiment, Killable.spec, show_progress=False)
@@ -194,6 +198,7 @@ class Planted:
         return _plant, (self.path,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["checkpoint.pt", "best.pt"])
 def test_a_checkpoint_carrying_a_pickled_object_is_refused_and_set_aside(tmp_path, tiny_experiment, monkeypatch,
                                                                          name):

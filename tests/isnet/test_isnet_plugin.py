@@ -43,9 +43,18 @@ def test_all_variants_registered_with_paper_defaults():
 
 def test_P_is_the_authors_value_at_every_profile():
     for scale in ("smoke", "cpu", "paper"):
-        assert CLASSES["isnet"](context(scale)).isnet.P == 0.7
-    assert CLASSES["isnet"](context(), P=0.5).isnet.P == 0.5
+        assert CLASSES["isnet"](context(scale)).isnet.loss.P == 0.7
+    assert CLASSES["isnet"](context(), P=0.5).isnet.loss.P == 0.5
 
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("hparams,message", [({"P": 1.5}, r"P must lie in \[0, 1\], got 1.5"),
+                                             ({"d": -0.2}, r"d must lie in \[0, 1\], got -0.2"),
+                                             ({"C1": 5.0, "C2": 1.0}, "need 0 < C1 <= C2")])
+def test_a_bad_loss_constant_fails_when_the_method_is_built(name, hparams, message):
+    with pytest.raises(ValueError, match=message):
+        CLASSES[name](context(), **hparams)
 
 def test_roles_and_extended_grid():
     assert CLASSES["isnet"].spec.role == "reference"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from perf.gpu_report import build, demoted, read_status
@@ -14,6 +15,7 @@ from perf.gpu_report import build, demoted, read_status
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_check_quick_writes_its_report(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "STAGES": "speed grid"}
     done = subprocess.run(["bash", str(ROOT / "perf" / "gpu_check.sh"), "--quick"], env=env, cwd=ROOT,

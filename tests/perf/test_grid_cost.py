@@ -67,6 +67,7 @@ def test_experiment_shapes_from_the_profiles():
         parse_sizes(["tb_real:train=many"])
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_tables(tmp_path):
     code = paper_grid_cost.main(["--quick", "--device", "cpu", "--methods", "standard", "isnet_selective",
                                  "--experiments", "synthetic_tb", "--seeds", "2", "--gpus", "1,4",

@@ -16,6 +16,7 @@ from perf.isnet_numerics import compile_row, loss_and_gradients, relative_errors
 TINY = ["--quick", "--reps", "1", "--batch", "2", "--size", "16"]
 
 
+@pytest.mark.slow
 def test_quick_run_structure(tmp_path, capsys):
     out, js = tmp_path / "speed.md", tmp_path / "speed.json"
     isnet_speed.main([*TINY, "--only", "heatmap,train,breakdown,export,memory,precision",
@@ -62,6 +63,7 @@ def test_relative_errors_known_answer():
     assert errors["grad_cos"] == pytest.approx((9 + 18) / (5 * math.hypot(3, 4.5)))
 
 
+@pytest.mark.slow
 def test_compiled_isnet_step_matches_eager():
     """torch.compile (AOTAutograd, the part that differentiates the relevance sweep) keeps the
     gradient of the heatmap loss exact: equal to eager up to float32 rounding."""

@@ -42,6 +42,7 @@ def holding(tmp_path_factory):
     return root, reports, bad.relative_to(root).as_posix()
 
 
+@pytest.mark.slow
 def test_two_builds_are_byte_identical_wherever_the_records_lie(holding, tmp_path):
     root, reports, _ = holding
     moved = tmp_path / "elsewhere" / "copy"
@@ -60,6 +61,7 @@ def test_two_builds_are_byte_identical_wherever_the_records_lie(holding, tmp_pat
             assert b"Software" not in data and b"matplotlib" not in data.lower()
 
 
+@pytest.mark.slow
 def test_claims_hold_when_the_numbers_support_them(holding):
     _, reports, _ = holding
     assert _verdicts((reports / "tables" / "claims.csv").read_bytes()) == {1: HOLDS, 2: HOLDS, 3: HOLDS, 4: HOLDS,
@@ -72,6 +74,7 @@ def test_claims_hold_when_the_numbers_support_them(holding):
     assert "the difference of the two methods' seed means" in text and "Holm-Bonferroni" in text
 
 
+@pytest.mark.slow
 def test_failed_errored_and_damaged_runs_are_listed_and_damaged_left_out(holding):
     _, reports, bad = holding
     text = (reports / "README.md").read_text()
@@ -183,6 +186,7 @@ def test_check_detects_changed_missing_and_stale_files(tmp_path, capsys):
     assert build_report(root, reports, figures=False, check=True) == 0
 
 
+@pytest.mark.slow
 def test_check_compares_figures_too(holding):
     _, reports, _ = holding
     regenerated = {rel: (reports / rel).read_bytes() for rel in [*writer.listed(reports), writer.MANIFEST]}

@@ -36,6 +36,7 @@ def ddp_run(tmp_path_factory):
     return out, done, ranks
 
 
+@pytest.mark.slow
 def test_ddp_weights_equal_one_process_on_the_whole_batch(ddp_run, tmp_path, monkeypatch):
     out, _, ranks = ddp_run
     assert ranks[0]["cli"] == ranks[1]["cli"] == 0
@@ -59,6 +60,7 @@ def test_ddp_weights_equal_one_process_on_the_whole_batch(ddp_run, tmp_path, mon
     assert ddp.provenance["distributed"]["world_size"] == 2 and "distributed" not in one.provenance
 
 
+@pytest.mark.slow
 def test_only_rank0_writes_the_record_and_prints(ddp_run, monkeypatch, capsys):
     out, done, ranks = ddp_run
     assert ranks[1]["writes"] == []  # rank 1 trained and evaluated, but wrote nothing

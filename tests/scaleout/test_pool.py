@@ -20,6 +20,7 @@ from benchmarks.resources import process_tree
 from .conftest import assert_same_records, interrupt_before_evaluation, smoke_args, smoke_task
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_serial_records_and_resumes_each_run(serial_reference, smoke_cache, tmp_path, monkeypatch,
                                                                capsys):
     out = tmp_path / "pool"
@@ -55,6 +56,7 @@ def test_grid_progress_counts_finished_epochs_and_shows_whole_runs(tmp_path, smo
     assert ".50" not in shown  # no fractional run counts
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_workers_stop_when_the_run_process_is_killed(smoke_cache, tmp_path):
     """``kill`` of the ``run`` process (not Ctrl-C, which reaches the whole process group) leaves no worker behind."""

@@ -4,6 +4,7 @@ the same predictions bit for bit, and its provenance records every start."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks import training
@@ -12,6 +13,8 @@ from benchmarks.executors import local
 from benchmarks.executors.unit import execute, run_dir
 
 from .conftest import Interrupted, assert_same_records, smoke_args, smoke_task
+
+pytestmark = pytest.mark.slow  # trains the smoke runs serially and in a worker pool, kills and resumes one
 
 
 def test_jobs_1_jobs_2_and_a_resume_give_the_same_bits(serial_reference, smoke_cache, tmp_path, monkeypatch):

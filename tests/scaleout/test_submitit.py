@@ -11,6 +11,7 @@ import stat
 import sys
 
 import cloudpickle
+import pytest
 from submitit.core.utils import DelayedSubmission
 
 from benchmarks.cli import main
@@ -25,6 +26,7 @@ def _manifest(out):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_local_submitit_runs_one_job_per_run_and_resubmission_skips_finished(serial_reference, smoke_cache,
                                                                              tmp_path, capsys):
     out = tmp_path / "submitit-local"

@@ -8,31 +8,20 @@ number is taken as its own patient (the set has one image per patient, unverifie
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from benchmarks.data.real.records import LayoutError, Record, UnknownClassError, list_images, require_dir
+from benchmarks.data.real.nlm import parse_nlm_name
+from benchmarks.data.real.records import LayoutError, Record, list_images, require_dir
 
 SOURCE = "montgomery"
 FOLDER = "montgomery"
-NAME = re.compile(r"^(MCUCXR_\d+)_(\d)$", re.IGNORECASE)
-LABELS = {"0": "normal", "1": "tuberculosis"}
+PREFIX = "MCUCXR"
 LAYOUT = """\
 <root>/
   MontgomerySet/CXR_png/MCUCXR_NNNN_{0|1}.png          (0 = normal, 1 = tuberculosis)
   MontgomerySet/ManualMask/leftMask/<same file name>
   MontgomerySet/ManualMask/rightMask/<same file name>
 <root> may also be the MontgomerySet folder itself."""
-
-
-def parse_name(stem: str, where: str = "") -> tuple[str, str]:
-    """(patient id, class) from an NLM file stem such as ``MCUCXR_0001_0``."""
-    m = NAME.match(stem)
-    if m is None:
-        raise UnknownClassError(f"{where or stem}: file name does not end in _0 / _1, so its class is unknown")
-    if m.group(2) not in LABELS:
-        raise UnknownClassError(f"{where or stem}: unknown class digit {m.group(2)!r}; expected 0 (normal) or 1 (TB)")
-    return m.group(1).upper(), LABELS[m.group(2)]
 
 
 def load(root: Path | str, *, stats: dict | None = None) -> list[Record]:
@@ -46,7 +35,7 @@ def load(root: Path | str, *, stats: dict | None = None) -> list[Record]:
     stats = {} if stats is None else stats
     records = []
     for img in images:
-        patient, label = parse_name(img.stem, str(img))
+        patient, label = parse_nlm_name(img.stem, PREFIX, str(img))
         parts = [base / "ManualMask" / side / img.name for side in ("leftMask", "rightMask")]
         found = tuple(str(p) for p in parts if p.is_file())
         if len(found) == 1:

@@ -10,32 +10,21 @@ are allowed (``None``) and counted as ``missing_mask``.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from benchmarks.data.real.records import LayoutError, Record, UnknownClassError, list_images, require_dir
+from benchmarks.data.real.nlm import parse_nlm_name
+from benchmarks.data.real.records import LayoutError, Record, list_images, require_dir
 
 SOURCE = "shenzhen"
 FOLDER = "shenzhen"
 MASK_FOLDER = "shenzhen-masks"
-NAME = re.compile(r"^(CHNCXR_\d+)_(\d)$", re.IGNORECASE)
-LABELS = {"0": "normal", "1": "tuberculosis"}
+PREFIX = "CHNCXR"
 LAYOUT = """\
 <root>/                        (shenzhen/)
   ChinaSet_AllFiles/CXR_png/CHNCXR_NNNN_{0|1}.png   (0 = normal, 1 = tuberculosis;
                                                     <root> may also be ChinaSet_AllFiles itself)
 <masks_root>/                  (shenzhen-masks/, optional; masks may be missing for some images)
   mask/CHNCXR_NNNN_{0|1}_mask.png                   (note the _mask suffix; or directly in <masks_root>/)"""
-
-
-def parse_name(stem: str, where: str = "") -> tuple[str, str]:
-    """(patient id, class) from a stem such as ``CHNCXR_0001_0``."""
-    m = NAME.match(stem)
-    if m is None:
-        raise UnknownClassError(f"{where or stem}: file name does not end in _0 / _1, so its class is unknown")
-    if m.group(2) not in LABELS:
-        raise UnknownClassError(f"{where or stem}: unknown class digit {m.group(2)!r}; expected 0 (normal) or 1 (TB)")
-    return m.group(1).upper(), LABELS[m.group(2)]
 
 
 def _mask_dirs(masks_root: Path | None) -> list[Path]:
@@ -59,7 +48,7 @@ def load(root: Path | str, *, masks_root: Path | str | None = None, stats: dict 
     stats = {} if stats is None else stats
     records = []
     for img in images:
-        patient, label = parse_name(img.stem, str(img))
+        patient, label = parse_nlm_name(img.stem, PREFIX, str(img))
         mask = next((d / f"{img.stem}_mask.png" for d in dirs if (d / f"{img.stem}_mask.png").is_file()), None)
         if mask is None:
             stats["missing_mask"] = stats.get("missing_mask", 0) + 1

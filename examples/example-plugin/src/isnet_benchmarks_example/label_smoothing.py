@@ -3,14 +3,13 @@
 It needs no masks and changes only the loss, which makes it a short, complete template:
 subclass ``Method``, decorate it with ``register_method``, declare the module in the
 ``isnet_benchmarks.methods`` entry-point group, and check it with ``python -m benchmarks check
-label_smoothing``.
+label_smoothing``. The optimiser is the ``Method`` base's (Adam at the hyper-parameter ``lr``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -40,6 +39,3 @@ class LabelSmoothing(Method):
 
     def export(self) -> nn.Module:
         return self.model
-
-    def configure_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=float(self.hparams["lr"]))

@@ -25,8 +25,8 @@ each half is predicted by models fitted on the other half; images without a mark
 Label classifiers are fitted on ``train``. Every CNN trains for a fixed number of steps
 (:class:`CNNConfig`), so the audit's cost does not grow with the profile's sizes.
 
-``python -m benchmarks.data.audit --write reports/data/shortcut_audit.md`` runs it on every
-synthetic experiment (:mod:`benchmarks.data.audit_report`).
+``python -m benchmarks.audit --write reports/data/shortcut_audit.md`` runs it on every
+synthetic experiment (:mod:`benchmarks.audit.report` writes the page).
 """
 
 from __future__ import annotations
@@ -378,9 +378,3 @@ def audit_experiment(spec: ExperimentSpec, scale: str, cache_dir: Path, **kwargs
     """Build ``spec``'s data at profile ``scale`` (as a run does) and audit it."""
     bundle = spec.build(spec.profile(scale), 0, Path(cache_dir))
     return audit_bundle(bundle, spec.name, spec.id_split, tuple(spec.shift_splits), **kwargs)
-
-
-if __name__ == "__main__":
-    from benchmarks.data.audit_report import main
-
-    main()

@@ -1,6 +1,6 @@
 """Each synthetic shortcut lies where its dataset card says, on the built cpu-profile data.
 
-The audit (:mod:`benchmarks.data.audit`) is first checked on small hand-made data whose
+The audit (:mod:`benchmarks.audit.shortcut`) is first checked on small hand-made data whose
 answer is known (a group painted into the foreground must be found, a clean one must not),
 then run on every synthetic experiment as the harness builds it (``spec.build`` at the cpu
 profile, whatever sizes that profile sets).
@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from benchmarks.api import DataBundle, TensorSplit
-from benchmarks.data import audit_report
-from benchmarks.data.audit import (
+from benchmarks.audit import __main__ as audit_command
+from benchmarks.audit import report as audit_report
+from benchmarks.audit.shortcut import (
     AUDITED,
     CNNConfig,
     arrays_of,
@@ -80,6 +81,13 @@ def test_a_group_painted_into_the_foreground_is_found() -> None:
     assert logistic_group_accuracy(fit, test, 2, use_stats=True) > 0.98
 
 
+
+def test_the_command_names_itself_and_refuses_an_unknown_experiment(capsys) -> None:
+    with pytest.raises(SystemExit):
+        audit_command.main(["no_such_experiment"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m benchmarks.audit") and "unknown experiment 'no_such_experiment'" in err
+
 @pytest.fixture(scope="module")
 def toy_audits():
     """Audits of the hand-made data: without and with the group painted into the foreground."""
@@ -88,28 +96,31 @@ def toy_audits():
             for leak in (0.0, 0.2)]
 
 
+@pytest.mark.slow
 def test_audit_verdicts_have_known_answers(toy_audits) -> None:
     clean, leaky = (verdicts(a) for a in toy_audits)
     assert all(ok for ok, _ in clean.values()), clean
     assert not leaky["foreground adds nothing to the label"][0], leaky
 
 
+@pytest.mark.slow
 def test_audit_page_and_figure(toy_audits, tmp_path) -> None:
     page = audit_report.markdown(toy_audits[:1], "toy", "cmd")
     assert page.startswith(audit_report.MARK) and "Every check passes." in page and "| `toy` | hospital |" in page
     assert "foreground adds nothing to the label" in audit_report.markdown(toy_audits[1:], "toy", "cmd")
     png = tmp_path / "audit.png"
-    audit_report._save(png, audit_report.figure(toy_audits, "toy"))
+    audit_report.save(png, audit_report.figure(toy_audits, "toy"))
     assert audit_report._ours(png) and png.read_bytes()[:4] == b"\x89PNG"
-    audit_report._save(png, audit_report.figure(toy_audits, "toy"))  # its own file: rewritten
+    audit_report.save(png, audit_report.figure(toy_audits, "toy"))  # its own file: rewritten
     foreign = tmp_path / "notes.md"
     foreign.write_text("someone else's notes")
     with pytest.raises(SystemExit, match="not written by this command"):
-        audit_report._save(foreign, page.encode())
+        audit_report.save(foreign, page.encode())
     assert foreign.read_text() == "someone else's notes"
 
 
 # --------------------------------------------------------------------------- the built data
+@pytest.mark.slow
 @pytest.mark.parametrize("name", AUDITED)
 def test_the_shortcut_lies_where_the_card_says(name: str, cache_dir) -> None:
     """One audit per experiment (its checks are listed together when any fails): the
