@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from benchmarks.api import SCALES, TensorSplit
+from benchmarks.audit.shortcut import cnn_predict
 from benchmarks.data import decoy_mnist as data
-from benchmarks.data.audit import cnn_predict
 from benchmarks.data.bias import GROUP_CLASS_MARKER, GROUP_OTHER_MARKER
 from benchmarks.experiments import decoy_mnist as module
 
@@ -149,6 +149,7 @@ def _half_split(split) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[0::2]), np.sort(order[1::2])
 
 
+@pytest.mark.slow
 def test_learned_readers_find_the_shade_in_the_swatch_only(bundle):
     """The audit's CNN, fitted on half of ``decoy`` (where the shade is independent of the label)
     and tested on the other half, reads the shade's digit from the swatch alone and not from the

@@ -25,18 +25,21 @@ def _probe(code: str, **env: str) -> dict:
 
 
 @needs_avx2
+@pytest.mark.slow
 def test_importing_the_harness_first_caps_the_kernels_at_avx2():
     got = _probe("import benchmarks")
     assert got["aten"] == "AVX2" and got["env"]["ATEN_CPU_CAPABILITY"] == "avx2"
 
 
 @needs_avx2
+@pytest.mark.slow
 def test_torch_first_leaves_native_kernels_and_tells_the_workers():
     got = _probe("import torch, benchmarks")
     assert got["env"]["ATEN_CPU_CAPABILITY"] is None and got["env"]["ISNET_BENCHMARKS_KERNELS"] == "native"
 
 
 @needs_avx2
+@pytest.mark.slow
 def test_the_opt_out_is_respected():
     got = _probe("import benchmarks", ISNET_BENCHMARKS_KERNELS="native")
     assert got["env"]["ATEN_CPU_CAPABILITY"] is None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from benchmarks.executors.unit import CPU_THREADS, fixed_threads
 from benchmarks.registry import discover_experiments, discover_methods
 from benchmarks.training import RunTask, perturb_weights, profile_settings, train_run
@@ -34,6 +36,7 @@ def _train(tmp_path, perturbation):
     return summary["selection"], epochs
 
 
+@pytest.mark.slow
 def test_a_perturbation_of_1e6_keeps_the_schedule_and_the_selected_accuracy(tmp_path):
     plain, plain_epochs = _train(tmp_path, None)
     moved, moved_epochs = _train(tmp_path, (1e-6, 1))
