@@ -3,7 +3,8 @@
 No method is judged only by the explainer it was trained on: every method is explained by
 its own heatmap (``Method.explain``), by LRP-epsilon (``isnet.explain`` on the exported
 network, when the engine supports it), by Grad-CAM at the last convolution and by
-input x gradient (both from captum). Each heatmap is scored against the foreground mask.
+input x gradient (both from captum). Each explainer's heatmaps are scored by every measure of
+the explanation catalogue (:mod:`benchmarks.evaluation.explanation`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.api import DataBundle, Method, TensorSplit
-from benchmarks.evaluation.explanation import (
-    background_relevance_share,
-    faithfulness,
-    pointing_game,
-    relevance_inside_mask,
-)
+from benchmarks.evaluation.explanation import Explained, scores
 
 EXPLAINED_IMAGES = {"smoke": 8, "cpu": 128, "paper": 256}
 GALLERY_IMAGES = 6
@@ -107,9 +103,10 @@ def explanation_record(
     device: torch.device,
     chunk: int = 32,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Per split and explainer: mean scores (JSON) and arrays (per-image scores, each heatmap's
-    relevance sum beside the logit it explains, a small gallery of the method's own heatmaps
-    with their images and masks).
+    """Per split and explainer: every measure of the explanation catalogue
+    (:data:`benchmarks.evaluation.explanation.MEASURES`, JSON) and arrays (the per-image values
+    of the measures that keep them, each heatmap's relevance sum beside the logit it explains, a
+    small gallery of the method's own heatmaps with their images and masks).
 
     Images are explained for their true class. An explainer that cannot handle the
     method's network is recorded with its reason instead of scores.
@@ -140,21 +137,11 @@ def explanation_record(
             except Exception as err:  # noqa: BLE001 - recorded, never hidden
                 per_split[name] = {"error": f"{type(err).__name__}: {err}"}
                 continue
-            inside = relevance_inside_mask(heat, masks.numpy())
-            pointing = pointing_game(heat, masks.numpy())
-            background = background_relevance_share(heat, masks.numpy())
-            totals = heat.reshape(len(heat), -1).sum(1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no positive relevance
-                per_split[name] = {
-                    "relevance_inside_mask": float(np.nanmean(inside)),
-                    "pointing_game": float(np.nanmean(pointing)),
-                    "background_relevance_share": float(np.nanmean(background)),
-                    **faithfulness(totals, explained),
-                }
-            arrays[f"{split_name}/{name}/relevance_inside_mask"] = np.asarray(inside, dtype=np.float32)
-            arrays[f"{split_name}/{name}/background_relevance_share"] = np.asarray(background, dtype=np.float32)
-            arrays[f"{split_name}/{name}/relevance_sum"] = totals.astype(np.float32)
+            measured = Explained(heat, masks.numpy(), explained)
+            per_split[name], per_image = scores(measured)
+            for key, values in per_image.items():
+                arrays[f"{split_name}/{name}/{key}"] = values.astype(np.float32)
+            arrays[f"{split_name}/{name}/relevance_sum"] = measured.relevance_sums.astype(np.float32)
             if name == "own":
                 arrays[f"{split_name}/gallery/heatmaps"] = heat[:GALLERY_IMAGES, 0].astype(np.float16)
                 arrays[f"{split_name}/gallery/images"] = images[:GALLERY_IMAGES].numpy().astype(np.float16)

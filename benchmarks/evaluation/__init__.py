@@ -1,7 +1,9 @@
 """Evaluation of one test split: classification, explanation (heatmap) and bias metrics.
 
 Pure functions on arrays (numpy or torch); no model, no I/O. The classification metrics the
-report shows are listed once, in :mod:`~benchmarks.evaluation.catalogue`.
+report shows are listed once, in :mod:`~benchmarks.evaluation.catalogue`; the explanation measures
+in :mod:`~benchmarks.evaluation.explanation`, the behaviour measures in
+:mod:`~benchmarks.evaluation.behaviour`.
 """
 
 from benchmarks.evaluation.bias import (
@@ -31,7 +33,6 @@ from benchmarks.evaluation.classification import (
 )
 from benchmarks.evaluation.explanation import (
     background_relevance_share,
-    explanation_metrics,
     pointing_game,
     relevance_inside_mask,
 )
@@ -47,7 +48,6 @@ __all__ = [
     "biased_deceiving_gap",
     "classification_metrics",
     "confusion_matrix",
-    "explanation_metrics",
     "in_distribution_external_gap",
     "macro_ovr_auc",
     "metric",

@@ -1,21 +1,35 @@
-"""Explanation (heatmap) metrics against a foreground mask, one function per metric.
+"""Explanation (heatmap) measures, listed once in :data:`MEASURES`, as the classification
+catalogue lists its metrics (:mod:`~benchmarks.evaluation.catalogue`) and the behaviour tests
+their measures (:mod:`~benchmarks.evaluation.behaviour`).
 
-In the spirit of Quantus' localisation metrics. Every function takes
+A measure reads :class:`Explained`: one explainer's heatmaps of a set of images, the images'
+foreground masks and the logits the heatmaps explain. It is either
 
-* ``heatmaps``: relevance ``[N, C, H, W]`` or ``[N, 1, H, W]`` (numpy or torch); channels are
-  summed to one relevance value per pixel, ``[N, H, W]``;
-* ``masks``: foreground ``[N, 1, H, W]`` (or ``[N, H, W]``) of 0/1; a pixel is foreground when
-  its mask value is > 0.5. Heatmaps and masks must share ``H, W``;
+* **per image** (Quantus' localisation metrics): one float per image, ``[N]``, NaN where it is
+  undefined for that image; a run records the NaN-ignoring mean over its explained images, and
+  the values themselves where the entry says ``keep_per_image``;
+* **per set**: one float over the images, from each heatmap's relevance sum and the logit it
+  explains (does the heatmap account for the output it explains?).
 
-and returns one float per image, ``[N]``, NaN where the metric is undefined for that image.
-Aggregate a split with ``np.nanmean`` and report how many images were NaN
-(:func:`explanation_metrics` does both).
+The recorder (:func:`scores`) and the report read this list: every entry is a key of
+``explanations.json``, and the report shows it in the table its entry names. Adding a measure is
+one entry here plus its known answer in ``tests/evaluation/test_explanation_metrics.py``.
+
+The per-image functions take ``heatmaps``: relevance ``[N, C, H, W]`` (numpy or torch), whose
+channels are summed to one relevance value per pixel, and ``masks``: foreground ``[N, 1, H, W]``
+(or ``[N, H, W]``) of 0/1, a pixel being foreground when its mask value is > 0.5; heatmaps and
+masks share ``H, W``. The per-set functions take each heatmap's relevance sum and the logit it
+explains, ``[N]`` each; images where either is not finite are left out.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
@@ -23,11 +37,19 @@ from scipy import ndimage
 from benchmarks.evaluation.classification import to_numpy
 
 __all__ = [
+    "MEASURES",
+    "Explained",
+    "Measure",
+    "absorbed_share",
     "background_relevance_share",
-    "explanation_metrics",
-    "faithfulness",
+    "faithful",
+    "measure",
     "pointing_game",
     "relevance_inside_mask",
+    "scores",
+    "shown_in",
+    "sum_logit_correlation",
+    "sum_over_logit",
 ]
 
 
@@ -114,49 +136,170 @@ FAITHFULNESS_RULE = (
 )
 
 
-def faithfulness(relevance_sums: Any, logits: Any) -> dict[str, float]:
-    """Does a heatmap account for the logit it explains? Over images, with ``relevance_sums``
-    ``[N]`` (each heatmap summed over channels and pixels) and the explained ``logits`` ``[N]``:
-
-    * ``sum_over_logit``: the median of ``sum / logit`` (1 for a conserving explainer);
-    * ``sum_logit_correlation``: Pearson r of the sums and the logits (NaN when either is constant);
-    * ``absorbed_share``: ``sum |logit - sum| / sum |logit|``, the part of the logits that
-      biases, stabilisers and gating absorbed instead of the pixels (0 for a conserving explainer);
-    * ``faithful``: 1.0 when r and the absorbed share meet :data:`FAITHFULNESS_RULE`, else 0.0.
-    """
+def _finite_pairs(relevance_sums: Any, logits: Any) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(to_numpy(relevance_sums), dtype=np.float64).ravel()
     f = np.asarray(to_numpy(logits), dtype=np.float64).ravel()
     if r.shape != f.shape:
         raise ValueError(f"relevance sums {r.shape} and logits {f.shape} differ in length")
     ok = np.isfinite(r) & np.isfinite(f)
-    r, f = r[ok], f[ok]
-    if not len(r):
-        return {"sum_over_logit": math.nan, "sum_logit_correlation": math.nan, "absorbed_share": math.nan,
-                "faithful": math.nan}
+    return r[ok], f[ok]
+
+
+def sum_over_logit(relevance_sums: Any, logits: Any) -> float:
+    """The median over images of ``sum / logit`` (1 for a conserving explainer); NaN when every
+    logit is 0."""
+    r, f = _finite_pairs(relevance_sums, logits)
+    nonzero = f != 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = float(np.median(r[f != 0] / f[f != 0])) if (f != 0).any() else math.nan
-        corr = float(np.corrcoef(r, f)[0, 1]) if len(r) > 1 and r.std() > 0 and f.std() > 0 else math.nan
-        unexplained = float(np.abs(f - r).sum() / np.abs(f).sum()) if np.abs(f).sum() > 0 else math.nan
-    faithful = (not math.isnan(corr) and corr >= FAITHFUL_MIN_CORRELATION and not math.isnan(unexplained)
-                and unexplained <= FAITHFUL_MAX_ABSORBED)
-    return {"sum_over_logit": ratio, "sum_logit_correlation": corr, "absorbed_share": unexplained,
-            "faithful": float(faithful)}
+        return float(np.median(r[nonzero] / f[nonzero])) if nonzero.any() else math.nan
 
 
-def explanation_metrics(heatmaps: Any, masks: Any, *, tolerance: int = 0) -> dict[str, float]:
-    """All explanation metrics of a batch as a flat dict of NaN-ignoring means.
+def sum_logit_correlation(relevance_sums: Any, logits: Any) -> float:
+    """Pearson r of the relevance sums and the logits over images; NaN when either is constant."""
+    r, f = _finite_pairs(relevance_sums, logits)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.corrcoef(r, f)[0, 1]) if len(r) > 1 and r.std() > 0 and f.std() > 0 else math.nan
 
-    Keys: ``relevance_inside_mask``, ``background_relevance_share``, ``pointing_game``, each with
-    ``<key>_n`` (number of images where the metric was defined, i.e. not NaN).
-    """
-    out: dict[str, float] = {}
-    per_image = {
-        "relevance_inside_mask": relevance_inside_mask(heatmaps, masks),
-        "background_relevance_share": background_relevance_share(heatmaps, masks),
-        "pointing_game": pointing_game(heatmaps, masks, tolerance=tolerance),
-    }
-    for name, values in per_image.items():
-        ok = ~np.isnan(values)
-        out[name] = float(values[ok].mean()) if ok.any() else float("nan")
-        out[f"{name}_n"] = float(ok.sum())
-    return out
+
+def absorbed_share(relevance_sums: Any, logits: Any) -> float:
+    """``sum |logit - sum| / sum |logit|``: the part of the logits that biases, stabilisers and
+    gating absorbed instead of the pixels (0 for a conserving explainer); NaN when every logit is 0."""
+    r, f = _finite_pairs(relevance_sums, logits)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.abs(f - r).sum() / np.abs(f).sum()) if np.abs(f).sum() > 0 else math.nan
+
+
+def meets_faithfulness_rule(correlation: float, absorbed: float) -> bool:
+    """:data:`FAITHFULNESS_RULE` on a correlation and an absorbed share (NaN fails it)."""
+    return bool(np.isfinite(correlation) and correlation >= FAITHFUL_MIN_CORRELATION and np.isfinite(absorbed)
+                and absorbed <= FAITHFUL_MAX_ABSORBED)
+
+
+def faithful(relevance_sums: Any, logits: Any) -> float:
+    """1.0 when the heatmaps meet :data:`FAITHFULNESS_RULE` over these images, else 0.0; NaN
+    when no image has a finite sum and logit."""
+    if not len(_finite_pairs(relevance_sums, logits)[0]):
+        return math.nan
+    return float(meets_faithfulness_rule(sum_logit_correlation(relevance_sums, logits),
+                                         absorbed_share(relevance_sums, logits)))
+
+
+# --------------------------------------------------------------------------- the catalogue
+class Explained:
+    """What the measures read: one explainer's ``heatmaps`` ``[N, C, H, W]`` of a set of images,
+    the images' foreground ``masks`` ``[N, 1, H, W]`` and the ``logits`` ``[N]`` the heatmaps
+    explain (the true class's, before the softmax)."""
+
+    def __init__(self, heatmaps: Any, masks: Any, logits: Any):
+        self.heatmaps = heatmaps
+        self.masks = masks
+        self.logits = logits
+
+    @cached_property
+    def relevance_sums(self) -> np.ndarray:
+        """Each heatmap summed over channels and pixels, ``[N]``, in the heatmaps' own dtype."""
+        heatmaps = to_numpy(self.heatmaps)
+        return heatmaps.reshape(len(heatmaps), -1).sum(1)
+
+
+Over = Literal["image", "set"]
+#: the report's tables of explanation measures: ``explanations`` gives a measure a table of its
+#: own per experiment (method x explainer x split); ``faithfulness`` a column of the table that
+#: sits beside each method's LRP background share
+TableName = Literal["explanations", "faithfulness"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One explanation measure: its key in records and tables, its name (a heading) and short
+    name (a column), whether it is per image or per set of images, how it is computed, which
+    way is better (``None``: neither, e.g. a ratio whose ideal is 1), whether it is shown as a
+    percentage (one decimal; otherwise two), the table of the report that shows it (``None``:
+    recorded only), whether a run keeps its per-image values, and a description for captions."""
+
+    key: str
+    name: str
+    short: str
+    over: Over
+    compute: Callable[[Explained], np.ndarray | float]
+    higher_is_better: bool | None
+    percent: bool
+    table: TableName | None
+    description: str
+    keep_per_image: bool = False
+
+
+def _of_heatmaps(function: Callable[[Any, Any], np.ndarray]) -> Callable[[Explained], np.ndarray]:
+    def compute(explained: Explained) -> np.ndarray:
+        return function(explained.heatmaps, explained.masks)
+
+    compute.__name__ = function.__name__
+    return compute
+
+
+def _of_sums(function: Callable[[Any, Any], float]) -> Callable[[Explained], float]:
+    def compute(explained: Explained) -> float:
+        return function(explained.relevance_sums, explained.logits)
+
+    compute.__name__ = function.__name__
+    return compute
+
+
+#: every explanation measure, in the order of a record's keys
+MEASURES: tuple[Measure, ...] = (
+    Measure("relevance_inside_mask", "Share of positive relevance inside the foreground mask", "inside mask",
+            "image", _of_heatmaps(relevance_inside_mask), True, True, "explanations",
+            "share of the positive relevance inside the foreground mask", keep_per_image=True),
+    Measure("pointing_game", "Pointing game (relevance peak on the foreground)", "pointing game", "image",
+            _of_heatmaps(pointing_game), True, True, "explanations",
+            "whether the pixel of maximal relevance lies on the foreground"),
+    Measure("background_relevance_share", "Share of absolute relevance on the background", "background share",
+            "image", _of_heatmaps(background_relevance_share), False, True, "faithfulness",
+            "share of the absolute relevance outside the foreground mask (what ISNet's loss drives down)",
+            keep_per_image=True),
+    Measure("sum_over_logit", "Relevance sum over the explained logit", "Σ R / logit", "set",
+            _of_sums(sum_over_logit), None, False, "faithfulness",
+            "median over images of the heatmap's sum over its logit (1 for a conserving explainer)"),
+    Measure("sum_logit_correlation", "Correlation of relevance sums and logits", "r", "set",
+            _of_sums(sum_logit_correlation), True, False, "faithfulness",
+            "Pearson correlation of the sums and the logits over images"),
+    Measure("absorbed_share", "Share of the logits absorbed outside the pixels", "absorbed", "set",
+            _of_sums(absorbed_share), False, True, "faithfulness",
+            "Σ|logit − Σ R| / Σ|logit|, the part of the logits that biases, stabilisers and gating absorbed "
+            "instead of the pixels"),
+    Measure("faithful", "Faithful heatmaps", "faithful", "set", _of_sums(faithful), True, False, None,
+            "1 when the heatmaps meet the faithfulness rule over the run's explained images (the report applies "
+            "the rule to the seed means instead)"),
+)
+
+
+def measure(key: str) -> Measure:
+    """The catalogue entry ``key``."""
+    for m in MEASURES:
+        if m.key == key:
+            return m
+    raise KeyError(f"unknown explanation measure {key!r}; known: {[m.key for m in MEASURES]}")
+
+
+def shown_in(table: TableName | None = None) -> tuple[Measure, ...]:
+    """The measures the report shows, in catalogue order: those of ``table``, or of any table."""
+    return tuple(m for m in MEASURES if m.table is not None and (table is None or m.table == table))
+
+
+def scores(explained: Explained) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Every measure of :data:`MEASURES` on one explainer's heatmaps: the value a run records
+    per measure (a per-image measure's NaN-ignoring mean over the images), and the per-image
+    values of the measures that keep them."""
+    values: dict[str, float] = {}
+    kept: dict[str, np.ndarray] = {}
+    for m in MEASURES:
+        result = m.compute(explained)
+        if m.over == "set":
+            values[m.key] = float(result)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: e.g. no positive relevance anywhere
+            values[m.key] = float(np.nanmean(result))
+        if m.keep_per_image:
+            kept[m.key] = np.asarray(result)
+    return values, kept

@@ -1,17 +1,14 @@
-"""Tables and the figure of the counterfactual background tests, and the faithfulness table
-that sits beside every LRP background share."""
+"""Tables of the counterfactual background tests."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation.explanation import FAITHFULNESS_RULE
 from benchmarks.report import behaviour as bh
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import interval_text
-from benchmarks.report.explanations import CLAIM_EXPLAINER, faithful
 from benchmarks.report.table import Cell, Table, interval_cell, num, pvalue, signed, slug, t_text
 
 TEST_ORDER = (bh.OTHER_TRAINING, bh.UNSEEN, "deceiving", "unbiased", "only_foreground", "mixed_same", "mixed_random",
@@ -101,47 +98,3 @@ def behaviour_paired_table(analysis: Analysis, key: tuple[str, str], note: str) 
     return Table(slug("behaviour_paired", *key), f"Behaviour, ISNet against each method, {key[0]} ({key[1]})",
                  caption, ["split", "other method", "seeds (ISNet / other)", f"{bh.measure_name(measure)} ISNet vs "
                            "other (%)", "Δ (pp) [CI]", "p (Holm)"], rows, block.reset_index(drop=True), "lllrrr")
-
-
-def faithfulness_table(analysis: Analysis, key: tuple[str, str], note: str,
-                       explainer: str = CLAIM_EXPLAINER) -> Table | None:
-    """Beside each method's LRP background share: does its heatmap account for the logit it explains."""
-    e = analysis.explanations
-    if e.empty:
-        return None
-    block = e[(e["experiment"] == key[0]) & (e["profile"] == key[1]) & (e["explainer"] == explainer)]
-    block = block[block["metric"].isin(["background_relevance_share", "sum_over_logit", "sum_logit_correlation",
-                                        "absorbed_share"])]
-    if block.empty:
-        return None
-    rows = []
-    splits = [s for s in analysis.roles[key].order if s in set(block["split"])]
-    for split in splits:
-        for method in sorted(block["method"].unique()):
-            mb = block[(block["split"] == split) & (block["method"] == method)].set_index("metric")
-            if mb.empty:
-                continue
-            get = lambda k, mb=mb: (mb.loc[k, "mean"], mb.loc[k, "t_half"]) if k in mb.index else (np.nan, np.nan)  # noqa: E731
-            share, ratio, corr, absorbed = (get(k) for k in ("background_relevance_share", "sum_over_logit",
-                                                             "sum_logit_correlation", "absorbed_share"))
-            verdict = faithful(e, key, method, split, explainer)
-            rows.append([Cell.text(split), Cell.code(method), Cell.text(int(mb["seeds"].max())),
-                         Cell.text(f"{num(share[0])} ±{num(share[1])}"),
-                         Cell.text(f"{num(ratio[0], 1, 2)} ±{num(ratio[1], 1, 2)}"),
-                         Cell.text(f"{num(corr[0], 1, 2)} ±{num(corr[1], 1, 2)}"),
-                         Cell.text(f"{num(absorbed[0])} ±{num(absorbed[1])}"),
-                         Cell.text("n/a" if verdict is None else ("yes" if verdict else "no"))])
-    caption = (
-        f"Does each method's {explainer.upper()} heatmap account for the output it explains? `{key[0]}` ({key[1]} "
-        "profile), the true class's logit of each explained image. Background share: share of the absolute relevance "
-        "outside the foreground mask (what ISNet's loss drives down); Σ R / logit: median over images of the "
-        "heatmap's sum over its logit (1 for a conserving explainer); r: Pearson correlation of the sums and the "
-        "logits over images; absorbed: Σ|logit − Σ R| / Σ|logit|, the part of the logits that biases, stabilisers "
-        f"and gating absorbed instead of the pixels. Faithful: {FAITHFULNESS_RULE}, read on the seed means; a "
-        "background share is evidence about what a model reads only where its heatmap is faithful. Cell: mean over "
-        f"seeds ±{t_text()}. " + note
-    )
-    return Table(slug("faithfulness", *key), f"Faithfulness of the {explainer.upper()} heatmaps, {key[0]} "
-                 f"({key[1]})", caption, ["split", "method", "seeds", "background share (%)", "Σ R / logit", "r",
-                                          "absorbed (%)", "faithful"], rows, block.reset_index(drop=True),
-                 "llrrrrrl")

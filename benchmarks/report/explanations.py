@@ -1,22 +1,18 @@
-"""Explanation scores of the selected runs: the mean over seeds of each explanation metric per
-method, explainer and split, the explainers that failed, and the per-image share of relevance
-inside the mask."""
+"""Explanation scores of the selected runs: the mean over seeds of each explanation measure the
+report shows (:func:`benchmarks.evaluation.explanation.shown_in`) per method, explainer and split,
+the explainers that failed, and the per-image share of relevance inside the mask."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluation.explanation import FAITHFUL_MAX_ABSORBED, FAITHFUL_MIN_CORRELATION
+from benchmarks.evaluation import explanation
 from benchmarks.report.estimates import LEVEL, NAN, experiment_keys, methods_of, rows_of
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import t_interval
 
 EXPLAINER_ORDER = ("own", "lrp", "gradcam", "input_x_gradient")
-EXPLANATION_METRICS = ("relevance_inside_mask", "pointing_game")
-#: does a heatmap account for the logit it explains (:func:`benchmarks.evaluation.explanation.faithfulness`),
-#: and the share of its relevance on the background, shown beside each other
-FAITHFULNESS_METRICS = ("background_relevance_share", "sum_over_logit", "sum_logit_correlation", "absorbed_share")
 #: the explainer that decides the background-relevance claim (the one the ISNet paper used)
 CLAIM_EXPLAINER = "lrp"
 
@@ -27,8 +23,8 @@ def _explainer_rank(name: str) -> tuple[int, str]:
 
 def explanation_tables(collection: Collection, selected: pd.DataFrame, roles: dict
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean over seeds (t-interval) of each explanation metric per method, explainer and split,
-    and the explainers that failed (with their reasons)."""
+    """Mean over seeds (t-interval) of each explanation measure the report shows, per method,
+    explainer and split, and the explainers that failed (with their reasons)."""
     rows, errors = [], []
     runs = selected[selected["status"] == "ok"].drop_duplicates("path")
     for key in experiment_keys(selected):
@@ -43,9 +39,10 @@ def explanation_tables(collection: Collection, selected: pd.DataFrame, roles: di
                             errors.append({"experiment": key[0], "profile": key[1], "method": method,
                                            "explainer": explainer, "split": split, "error": scores["error"]})
                             continue
-                        for metric in (*EXPLANATION_METRICS, *FAITHFULNESS_METRICS):
-                            if metric in scores:
-                                values.setdefault((split, explainer, metric), []).append(_nan(scores[metric]))
+                        for measure in explanation.shown_in():
+                            if measure.key in scores:
+                                values.setdefault((split, explainer, measure.key), []).append(
+                                    _nan(scores[measure.key]))
             for (split, explainer, metric), vals in values.items():
                 t = t_interval(vals, LEVEL)
                 rows.append({"experiment": key[0], "profile": key[1], "method": method, "explainer": explainer,
@@ -75,9 +72,7 @@ def faithful(explanations: pd.DataFrame, key: tuple[str, str], method: str, spli
               & (e["split"] == split) & (e["explainer"] == explainer)].set_index("metric")["mean"]
     if not {"sum_logit_correlation", "absorbed_share"} <= set(block.index):
         return None
-    r, absorbed = block["sum_logit_correlation"], block["absorbed_share"]
-    return bool(np.isfinite(r) and r >= FAITHFUL_MIN_CORRELATION and np.isfinite(absorbed)
-                and absorbed <= FAITHFUL_MAX_ABSORBED)
+    return explanation.meets_faithfulness_rule(block["sum_logit_correlation"], block["absorbed_share"])
 
 
 def _nan(value: object) -> float:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from benchmarks.evaluation import catalogue
+from benchmarks.evaluation import catalogue, explanation
 from benchmarks.report import behaviour_tables as bt
 from benchmarks.report import claims as cl
 from benchmarks.report import convergence, ledger, numerics, published, tables
+from benchmarks.report import explanation_tables as et
 from benchmarks.report import figures as fg
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.behaviour import HEADLINE_RULE
@@ -20,7 +21,7 @@ from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.control import control_pairs, control_table
 from benchmarks.report.curves import learning_curves
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
-from benchmarks.report.explanations import EXPLANATION_METRICS, black_background_share
+from benchmarks.report.explanations import black_background_share
 from benchmarks.report.failures import dice_table, failures_table
 from benchmarks.report.gallery import gallery
 from benchmarks.report.studies import study_tables
@@ -300,14 +301,14 @@ def gaps(inputs: Inputs, key: tuple[str, str]) -> list[str]:
 
 def explanations(inputs: Inputs, key: tuple[str, str]) -> list[str]:
     out = ["#### Explanations", ""]
-    scored = [t for t in (tables.explanation_table(inputs.analysis, key, m, inputs.note) for m in EXPLANATION_METRICS)
-              if t is not None]
+    scored = [t for t in (et.explanation_table(inputs.analysis, key, m, inputs.note)
+                          for m in explanation.shown_in("explanations")) if t is not None]
     out += [inputs.files.table(t) for t in scored]
     out += _trivial_by_construction(inputs, key, scored)
-    faith = bt.faithfulness_table(inputs.analysis, key, inputs.note)
+    faith = et.faithfulness_table(inputs.analysis, key, inputs.note)
     if faith is not None:
         out.append(inputs.files.table(faith))
-    rel = tables.relevance_paired_table(inputs.analysis, key, inputs.note)
+    rel = et.relevance_paired_table(inputs.analysis, key, inputs.note)
     if rel is not None:
         out.append(inputs.files.table(rel))
     if not scored:

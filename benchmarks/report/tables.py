@@ -1,5 +1,6 @@
-"""Tables of results per experiment: the analysis -> :class:`~benchmarks.report.table.Table`
-objects (a table per catalogue metric, paired comparisons, bias gaps, explanation scores)."""
+"""Tables of classification results per experiment: the analysis ->
+:class:`~benchmarks.report.table.Table` objects (a table per catalogue metric, paired comparisons,
+bias gaps). The explanation tables are in :mod:`~benchmarks.report.explanation_tables`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from benchmarks.evaluation import catalogue
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.chance import did_not_learn
 from benchmarks.report.comparisons import ESTIMATOR
-from benchmarks.report.estimates import LEVEL, N_RESAMPLES, interval_text
+from benchmarks.report.estimates import interval_text
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.table import (
     Cell,
@@ -24,14 +25,8 @@ from benchmarks.report.table import (
     pvalue,
     signed,
     slug,
-    t_cell,
     t_text,
 )
-
-EXPLANATION_NAMES = {
-    "relevance_inside_mask": "Share of positive relevance inside the foreground mask",
-    "pointing_game": "Pointing game (relevance peak on the foreground)",
-}
 
 
 def _scale(metric: catalogue.Metric) -> tuple[float, int, str]:
@@ -94,7 +89,7 @@ def metric_table(analysis: Analysis, key: tuple[str, str], metric: catalogue.Met
 
 
 # ------------------------------------------------------------------- paired comparisons
-def _comparisons(p: pd.DataFrame, analysis: Analysis, key: tuple[str, str]) -> pd.DataFrame | None:
+def comparison_rows(p: pd.DataFrame, analysis: Analysis, key: tuple[str, str]) -> pd.DataFrame | None:
     """The rows of one (experiment, profile) of a comparison frame, in split order then by the
     other method; ``None`` when there are none."""
     if p.empty:
@@ -114,7 +109,7 @@ def _difference_cells(r: pd.Series, metric: catalogue.Metric) -> list[Cell]:
 
 
 def paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | None:
-    block = _comparisons(analysis.paired, analysis, key)
+    block = comparison_rows(analysis.paired, analysis, key)
     if block is None:
         return None
     metrics = catalogue.resampled()
@@ -174,68 +169,3 @@ def gap_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | No
     return Table(slug("bias_gaps", *key), f"Bias gaps, {key[0]} ({key[1]})", caption,
                  ["method", *[f"{a} − {b}" for a, b in pairs]], rows, block.reset_index(drop=True),
                  "l" + "r" * len(pairs))
-
-
-# ------------------------------------------------------------------- explanation tables
-def explanation_table(analysis: Analysis, key: tuple[str, str], metric: str, note: str) -> Table | None:
-    e = analysis.explanations
-    if e.empty:
-        return None
-    block = e[(e["experiment"] == key[0]) & (e["profile"] == key[1]) & (e["metric"] == metric)]
-    if block.empty:
-        return None
-    splits = [s for s in analysis.roles[key].order if s in set(block["split"])]
-    rows = []
-    for (method, explainer), mb in block.groupby(["method", "explainer"], sort=False):
-        cells = [Cell.code(method), Cell.text(explainer), Cell.text(int(mb["seeds"].max()))]
-        for split in splits:
-            r = mb[mb["split"] == split]
-            cells.append(t_cell(r.iloc[0]["mean"], r.iloc[0]["t_half"], scale=100, digits=1, bounds=(0.0, 1.0))
-                         if len(r) else Cell.text("—"))
-        rows.append(cells)
-    errors = analysis.explanation_errors
-    errors = errors[(errors["experiment"] == key[0]) & (errors["profile"] == key[1])]
-    notes = ["", "Explainer failures (no score; not in the table):", ""] + [
-        f"- `{r.method}` / {r.explainer}: {r.error}" for r in errors.itertuples(index=False)] if len(errors) else []
-    n_images = ""
-    rel = analysis.relevance
-    rb = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])]
-    if len(rb):
-        per = rb.groupby(["method", "seed", "split", "explainer"])["image"].count()
-        count = f"{int(per.min())}" if per.min() == per.max() else f"{int(per.min())}–{int(per.max())}"
-        n_images = f" Each run explains the first {count} images of each split for their true class."
-    cut = (cut_text("[0, 100] %") + " " if any(is_cut(m, h, (0.0, 1.0), scale=100, digits=1) for m, h in zip(
-        block["mean"], block["t_half"], strict=True)) else "")
-    caption = (
-        f"{EXPLANATION_NAMES[metric]} (%), `{key[0]}` ({key[1]} profile), per method and explainer ('own' is the "
-        "method's own heatmap; LRP-epsilon, Grad-CAM and input × gradient are applied to every method so that no "
-        f"method is judged only by the explainer it was trained with). Cell: mean over seeds ±{t_text()}."
-        f"{n_images} " + cut + note
-    )
-    return Table(slug("explanations", metric, *key), f"{EXPLANATION_NAMES[metric]}, {key[0]} ({key[1]})", caption,
-                 ["method", "explainer", "seeds", *splits], rows, block.reset_index(drop=True),
-                 "llr" + "r" * len(splits), notes)
-
-
-def relevance_paired_table(analysis: Analysis, key: tuple[str, str], note: str) -> Table | None:
-    block = _comparisons(analysis.relevance_paired, analysis, key)
-    if block is None:
-        return None
-    rows = [[Cell.text(r.split), Cell.code(r.other), Cell.text(f"{r.seeds_ref} / {r.seeds_other}"),
-             Cell.text(r.pairing), Cell.text(int(r.images)), Cell.text(f"{num(r.inside_ref)} vs {num(r.inside_other)}"),
-             Cell.text(f"{signed(r.diff)} [{signed(r.low)}, {signed(r.high)}]"), Cell.text(pvalue(r.p_holm))]
-            for r in block.itertuples(index=False)]
-    caption = (
-        f"Share of positive {block['explainer'].iloc[0].upper()} relevance inside the foreground mask (%), ISNet "
-        f"against each other method on `{key[0]}` ({key[1]} profile): the numbers of the explanation table above "
-        "(mean over seeds of each run's mean over its explained images); higher means less background relevance. "
-        f"Δ is ISNet minus the other method, the difference of the seed means; its {LEVEL:.0%} interval and p-value "
-        f"come from {N_RESAMPLES} bootstrap resamples of the explained images (the same resample for every method "
-        "and seed; 'paired' where the methods explained the same images); p two-sided, by inverting the percentile "
-        "interval, Holm-Bonferroni adjusted over this experiment's comparisons. " + note
-    )
-    return Table(slug("background_relevance_paired", *key),
-                 f"Background relevance, ISNet against each method, {key[0]} ({key[1]})", caption,
-                 ["split", "other method", "seeds (ISNet / other)", "pairing", "images",
-                  "inside mask ISNet vs other (%)", "Δ (pp) [CI]", "p (Holm)"], rows, block.reset_index(drop=True),
-                 "llllrrrr")

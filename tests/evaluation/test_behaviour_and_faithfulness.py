@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.evaluation import behaviour
-from benchmarks.evaluation.explanation import faithfulness
+from benchmarks.evaluation.explanation import absorbed_share, faithful, sum_logit_correlation, sum_over_logit
 
 
 def test_behaviour_measures_per_image():
@@ -37,25 +37,31 @@ def test_every_measure_is_listed_once_with_its_direction():
 
 def test_a_conserving_heatmap_is_faithful():
     logits = np.array([1.0, 2.0, -0.5, 3.0])
-    out = faithfulness(logits, logits)
-    assert out["sum_over_logit"] == pytest.approx(1.0) and out["sum_logit_correlation"] == pytest.approx(1.0)
-    assert out["absorbed_share"] == pytest.approx(0.0) and out["faithful"] == 1.0
+    assert sum_over_logit(logits, logits) == pytest.approx(1.0)
+    assert sum_logit_correlation(logits, logits) == pytest.approx(1.0)
+    assert absorbed_share(logits, logits) == pytest.approx(0.0) and faithful(logits, logits) == 1.0
 
 
 def test_a_heatmap_whose_sums_oppose_the_logits_is_not():
     logits = np.array([1.0, 2.0, 0.5, 3.0])
     sums = np.array([-1.3, -2.2, -0.4, -3.5])  # ISNet's case: the sums run against the logits
-    out = faithfulness(sums, logits)
-    assert out["sum_logit_correlation"] < -0.9 and out["sum_over_logit"] < 0
-    assert out["absorbed_share"] == pytest.approx(np.abs(logits - sums).sum() / np.abs(logits).sum())
-    assert out["faithful"] == 0.0
+    assert sum_logit_correlation(sums, logits) < -0.9 and sum_over_logit(sums, logits) < 0
+    assert absorbed_share(sums, logits) == pytest.approx(np.abs(logits - sums).sum() / np.abs(logits).sum())
+    assert faithful(sums, logits) == 0.0
 
 
 def test_half_the_logit_absorbed_is_the_boundary():
     logits = np.array([1.0, 2.0, 3.0, 4.0])
-    assert faithfulness(0.5 * logits, logits)["faithful"] == 1.0  # absorbed share exactly 0.5
-    assert faithfulness(0.49 * logits, logits)["faithful"] == 0.0
-    constant = faithfulness(np.ones(4), logits)
-    assert math.isnan(constant["sum_logit_correlation"]) and constant["faithful"] == 0.0
+    assert faithful(0.5 * logits, logits) == 1.0  # absorbed share exactly 0.5
+    assert faithful(0.49 * logits, logits) == 0.0
+    assert math.isnan(sum_logit_correlation(np.ones(4), logits)) and faithful(np.ones(4), logits) == 0.0
     with pytest.raises(ValueError, match="differ in length"):
-        faithfulness(np.ones(3), logits)
+        faithful(np.ones(3), logits)
+
+
+def test_images_without_a_finite_sum_and_logit_are_left_out():
+    logits = np.array([1.0, 2.0, np.nan, 4.0])
+    sums = np.array([1.0, 2.0, 3.0, np.inf])
+    assert sum_over_logit(sums, logits) == pytest.approx(1.0) and absorbed_share(sums, logits) == 0.0
+    assert math.isnan(faithful([np.nan], [1.0]))  # nothing to judge
+    assert math.isnan(sum_over_logit([1.0], [0.0])) and math.isnan(absorbed_share([1.0], [0.0]))

@@ -74,6 +74,7 @@ def write_run(
     follows: float | None = None,
     faithful: bool | None = None,
     hparams_from_cli: Mapping[str, object] | None = None,
+    explanation_scores: Mapping[str, float] | None = None,
 ) -> Path:
     """One finished (or failed) fake run record; returns its folder.
 
@@ -84,7 +85,8 @@ def write_run(
     marker of another class in a ``deceiving`` re-rendering of the biased split (counterfactual
     records; none when ``None``); ``faithful``: whether its heatmaps account for their logits
     (faithfulness fields; absent when ``None``); ``hparams_from_cli``: values set by ``run --hparams``
-    (recorded as the harness records them)."""
+    (recorded as the harness records them); ``explanation_scores``: more measures, recorded for
+    every explainer that did not fail."""
     data = {"n_test": n} if bias_strength is None else {"n_test": n, "bias_strength": bias_strength}
     config = {"experiment": experiment, "method": method, "seed": seed, "profile": "smoke",
               "hparams": {"lr": 0.001 * (hparam_index + 1), **(hparams_from_cli or {})}, "hparam_index": hparam_index}
@@ -128,6 +130,7 @@ def write_run(
                 per[explainer].update({"background_relevance_share": 1 - inside, "sum_over_logit": 0.9 if faithful
                                        else -1.0, "sum_logit_correlation": 0.9 if faithful else -0.2,
                                        "absorbed_share": 0.2 if faithful else 1.5})
+            per[explainer].update(explanation_scores or {})
         per["gradcam"] = {"error": "TypeError: no Conv2d for Grad-CAM"}
         record["splits"][split] = per
         if not own:
