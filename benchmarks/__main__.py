@@ -1,7 +1,7 @@
-"""``python -m benchmarks``: see :mod:`benchmarks.cli`."""
+"""``python -m benchmarks``: see :mod:`benchmarks.commands.cli`."""
 
 import sys
 
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 
 sys.exit(main())

@@ -161,7 +161,7 @@ class ExperimentProfile:
 
     Every run trains ``epochs`` epochs and keeps its lowest-validation-loss epoch. ``min_epochs``
     opts into early stopping: the run stops as soon as it has trained ``min_epochs`` epochs and its
-    validation loss is no longer improving (:func:`benchmarks.convergence.still_improving`); no
+    validation loss is no longer improving (:func:`benchmarks.run.convergence.still_improving`); no
     built-in profile uses it, because float noise moves where such a rule stops (the report's
     "Stopping rules under float noise").
     """

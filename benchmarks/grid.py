@@ -6,7 +6,7 @@ The default grid leaves out the methods and experiments registered with ``extend
 Hyper-parameter draw 0 is the method's defaults; draws 1..n-1 are sampled from its search
 space by a generator seeded with the draw index and the method name, so a sweep is the
 same on every machine. Values set on the command line (``run --hparams``,
-:mod:`benchmarks.hparams`) override every draw; a draw they make identical to an earlier one
+:mod:`benchmarks.commands.hparams`) override every draw; a draw they make identical to an earlier one
 of the same method is left out.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.api import ExperimentSpec, MethodSpec
 from benchmarks.registry import select
-from benchmarks.training import RunTask, profile_settings
+from benchmarks.run.task import RunTask, profile_settings
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def expand(
 ) -> tuple[list[RunTask], list[Skipped]]:
     """All runs of the grid (each once), and the (experiment, method) pairs that do not apply.
     ``overrides``: ``{method: {key: value}}`` set on the command line, checked
-    (:func:`benchmarks.hparams.check`); they replace those keys in every draw."""
+    (:func:`benchmarks.commands.hparams.check`); they replace those keys in every draw."""
     tasks: list[RunTask] = []
     skipped: list[Skipped] = []
     seeds = list(dict.fromkeys(seeds))  # a seed given twice is one run, not two writers of one folder

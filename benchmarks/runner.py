@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks import distributed
 from benchmarks.executors.unit import Outcome, run_dir
 from benchmarks.resources import ResourceMonitor, append_invocation, machine
+from benchmarks.run import distributed
+from benchmarks.run.task import RunTask
 from benchmarks.store import CorruptRecordError
-from benchmarks.training import RunTask
 
 EXECUTORS = ("local", "local-submitit", "slurm")
 
@@ -107,7 +107,7 @@ def interrupted_text(todo: Sequence[RunTask], out: Path) -> str:
 def log_invocation(out: Path, args: argparse.Namespace, device: str, workers: int, threads: int,
                    tasks: Sequence[RunTask], outcomes: Sequence[Outcome], monitor: ResourceMonitor) -> None:
     """Record what this invocation ran and what it cost in ``<out>/invocations.jsonl``."""
-    from benchmarks.provenance import git_commit, package_versions
+    from benchmarks.run.provenance import git_commit, package_versions
 
     local = args.executor == "local"
     record = {

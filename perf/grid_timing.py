@@ -22,15 +22,15 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import distributed
 from benchmarks.api import DataBundle, ExperimentSpec, Method, MethodSpec, TensorSplit
-from benchmarks.explanations import EXPLAINED_IMAGES
-from benchmarks.explanations import explanation_record as harness_explanation_record
+from benchmarks.run import distributed
+from benchmarks.run.explanation_record import EXPLAINED_IMAGES
+from benchmarks.run.explanation_record import explanation_record as harness_explanation_record
+from benchmarks.run.training import build_method, predict_split, train_step, validate
 from benchmarks.store import RunDir
-from benchmarks.training import build_method, predict_split, train_step, validate
 from perf.timing import time_call
 
-EXPLAIN_CHUNK = 32  # images per call of an explainer in benchmarks.explanations
+EXPLAIN_CHUNK = 32  # images per call of an explainer in benchmarks.run.explanation_record
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ class Shape:
 
 def known_classes() -> dict[str, tuple[str, ...]]:
     """Class names of the built-in experiments, without building their data."""
+    from benchmarks.data.cxr_hospitals import COVID_CLASSES, TB_CLASSES
     from benchmarks.data.fashion import FASHION_CLASSES
     from benchmarks.data.mnist import MNIST_CLASSES
-    from benchmarks.data.synthetic_cxr import COVID_CLASSES, TB_CLASSES
     from benchmarks.experiments import real_cxr
 
     return {"biased_mnist": MNIST_CLASSES, "biased_fashion_mnist": FASHION_CLASSES, "synthetic_covid": COVID_CLASSES,

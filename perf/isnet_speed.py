@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import isnet  # noqa: E402
-from benchmarks.allocator import keep_freed_buffers  # noqa: E402
+from benchmarks.run.allocator import keep_freed_buffers  # noqa: E402
 from perf.isnet_breakdown import breakdown_row, operator_split  # noqa: E402
 from perf.isnet_cases import BACKBONES, Scale, heatmap_candidates, make_step  # noqa: E402
 from perf.isnet_numerics import compile_row, precision_row  # noqa: E402

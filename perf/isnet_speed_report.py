@@ -50,7 +50,7 @@ def header(args: Any, scale: Scale) -> list[str]:
             f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
             f"torch {torch.__version__}. Batch {scale.batch}, {scale.size}x{scale.size} px. Ratios compare the "
             "fastest of interleaved repetitions (load from the rest of a shared machine only adds time), with the "
-            "harness's allocator setting (freed buffers stay in the C heap, `benchmarks/allocator.py`) for every "
+            "harness's allocator setting (freed buffers stay in the C heap, `benchmarks/run/allocator.py`) for every "
             "candidate and baseline. On this small virtual machine repeated runs of this script still differ by "
             "up to about 10 % in a ratio.",
         ]

@@ -1,7 +1,7 @@
 """What the AVX2 cap on the CPU kernels costs, and what it buys, measured side by side.
 
 ``python perf/kernel_cap.py [--write]`` starts child processes alternately with the harness's
-cap (``benchmarks.kernels.PINNED``) and with native kernels (``ISNET_BENCHMARKS_KERNELS=native``);
+cap (``benchmarks.run.kernels.PINNED``) and with native kernels (``ISNET_BENCHMARKS_KERNELS=native``);
 each times one training step of every built-in method at cpu scale (the cpu profile's batch of
 32 on biased MNIST's 28 px and the X-rays' 40 px shapes, one thread), and the fastest of the
 rounds is kept per method and setting. It then trains epoch 0 of ``isnet`` on ``biased_mnist``
@@ -33,9 +33,9 @@ def _child_steps(reps: int) -> dict[str, float]:
     import torch
     from benchmarks.api import Batch, ModelContext
     from benchmarks.architectures import build_backbone
-    from benchmarks.distributed import start_run
+    from benchmarks.run.distributed import start_run
     from benchmarks.registry import discover_methods
-    from benchmarks.training import train_step
+    from benchmarks.run.training import train_step
 
     torch.set_num_threads(1)
     out = {}
@@ -75,7 +75,8 @@ def _child_epoch0() -> float:
 
     import torch
     from benchmarks.registry import discover_experiments, discover_methods
-    from benchmarks.training import RunTask, profile_settings, train_run
+    from benchmarks.run.task import RunTask, profile_settings
+    from benchmarks.run.training import train_run
 
     torch.set_num_threads(1)
     experiment, spec = discover_experiments()["biased_mnist"], discover_methods()["isnet"]
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from benchmarks import kernels
+    from benchmarks.run import kernels
 
     described = kernels.describe()
     machine = f"{described['cpu']} ({', '.join(described['kernel_flags'])}), torch {described['torch']}"

@@ -9,7 +9,7 @@ on one GPU and on N GPUs through the SLURM executor (a benchmark, not a test).
 Methods come from ``benchmarks.registry.discover_methods()``, experiments from
 ``discover_experiments()`` (those outside the default grid only with ``--extended``), the runs
 from ``benchmarks.grid.expand`` as ``run`` builds them. Each method is built with
-``benchmarks.training.build_method`` and fed synthetic batches of the experiment's shape (no
+``benchmarks.run.training.build_method`` and fed synthetic batches of the experiment's shape (no
 dataset is built); see ``perf/grid_timing.py`` for what is timed and how the epoch schedule is
 followed. A run's cost is: building the method; per epoch, ``ceil(n_train / batch)`` training
 steps, ``ceil(n_val / batch)`` validation batches and the checkpoint write; then test predictions
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import grid  # noqa: E402
 from benchmarks.api import MethodSpec  # noqa: E402
 from benchmarks.registry import discover_experiments, discover_methods, select  # noqa: E402
-from benchmarks.training import RunTask  # noqa: E402
+from benchmarks.run.task import RunTask  # noqa: E402
 from perf.grid_timing import CellTiming, Shape, experiment_shape, time_cell  # noqa: E402
 from perf.timing import describe, is_out_of_memory, release_memory  # noqa: E402
 

@@ -126,7 +126,7 @@ def markdown(data: dict[str, Any]) -> str:
              f"{info['size']}x{info['size']} px. Each candidate is one pytest-benchmark benchmark of "
              f"{rounds(data, 'train')} (training steps), {rounds(data, 'heatmap')} (heatmaps) and "
              f"{rounds(data, 'export')} (inference) rounds after one warm-up round, all in one process, with the "
-             "harness's allocator setting (`benchmarks/allocator.py`); before each round its baseline (the plain "
+             "harness's allocator setting (`benchmarks/run/allocator.py`); before each round its baseline (the plain "
              "step, the input-gradient pass, the backbone) runs once beside it. A ratio is the fastest round of the "
              "candidate over the fastest of those baseline runs: load from the rest of a shared machine only adds "
              "time, and both saw the same. Load average (1 min) of the machine as the benchmarks started: "

@@ -1,7 +1,7 @@
 """``python -m benchmarks.audit [EXPERIMENT ...] [--profile cpu] [--write reports/data/shortcut_audit.md]
 [--figure reports/figures/shortcut_audit.png]``: build each synthetic experiment's data as a run
 does, audit where its shortcut lies (:mod:`benchmarks.audit.shortcut`) and print the page
-(:mod:`benchmarks.audit.report`); ``--write`` / ``--figure`` save the page and its figure."""
+(:mod:`benchmarks.audit.page`); ``--write`` / ``--figure`` save the page and its figure."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.audit.report import figure, markdown, save
+from benchmarks.audit.page import figure, markdown, save
 from benchmarks.audit.shortcut import AUDITED, audit_experiment
 from benchmarks.registry import discover_experiments
 

@@ -26,7 +26,7 @@ Label classifiers are fitted on ``train``. Every CNN trains for a fixed number o
 (:class:`CNNConfig`), so the audit's cost does not grow with the profile's sizes.
 
 ``python -m benchmarks.audit --write reports/data/shortcut_audit.md`` runs it on every
-synthetic experiment (:mod:`benchmarks.audit.report` writes the page).
+synthetic experiment (:mod:`benchmarks.audit.page` writes the page).
 """
 
 from __future__ import annotations

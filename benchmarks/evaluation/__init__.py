@@ -6,7 +6,7 @@ in :mod:`~benchmarks.evaluation.explanation`, the behaviour measures in
 :mod:`~benchmarks.evaluation.behaviour`.
 """
 
-from benchmarks.evaluation.bias import (
+from benchmarks.evaluation.bias_gaps import (
     biased_deceiving_gap,
     in_distribution_external_gap,
     split_gap,

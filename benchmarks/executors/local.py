@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from benchmarks import distributed
 from benchmarks.executors.progress import GridProgress
 from benchmarks.executors.unit import Outcome, execute
 from benchmarks.resources import available_memory_bytes, usable_cores
-from benchmarks.training import RunTask
+from benchmarks.run import distributed
+from benchmarks.run.task import RunTask
 
 WORKER_MEMORY_BYTES = 2 * 2**30  # what one cpu-profile worker may need (its measured peak is under 1 GiB)
 

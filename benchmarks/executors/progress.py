@@ -9,7 +9,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from benchmarks.executors.unit import Outcome, resumes, run_dir
-from benchmarks.training import RunTask
+from benchmarks.run.task import RunTask
 
 
 class GridProgress:

@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import distributed
 from benchmarks.executors.progress import GridProgress
 from benchmarks.executors.unit import Outcome, execute, run_dir
+from benchmarks.run import distributed
+from benchmarks.run.task import RunTask
 from benchmarks.store import CorruptRecordError
-from benchmarks.training import RunTask
 
 #: SLURM job states in which a job may still train its run (UNKNOWN, e.g. no sacct, is not one)
 ACTIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "PREEMPTED", "CONFIGURING", "COMPLETING", "RESIZING",
@@ -37,7 +37,7 @@ class RunJob:
     resumes after the last finished epoch and at most one epoch of work is lost.
 
     A job with several tasks (``--slurm-tasks``) trains its run with data parallelism: each
-    task is one rank (see :mod:`benchmarks.distributed`).
+    task is one rank (see :mod:`benchmarks.run.distributed`).
     """
 
     def __init__(self, cpus: int | None = None) -> None:

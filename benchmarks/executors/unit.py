@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks import distributed
-from benchmarks.allocator import keep_freed_buffers
 from benchmarks.registry import discover_experiments, discover_methods
+from benchmarks.run import distributed
+from benchmarks.run.allocator import keep_freed_buffers
+from benchmarks.run.task import RunTask
+from benchmarks.run.training import train_run
 from benchmarks.store import RunDir, atomic_write_json
-from benchmarks.training import RunTask, train_run
 
 #: torch threads of every run on the CPU, whatever executes it
 CPU_THREADS = 1

@@ -2,7 +2,7 @@
 
 Real digits, each with a 4x4 swatch in a random corner whose grey level gives the label away in
 training (``255 - 25 y``) and not at test (the shade of a random digit). Built as the authors'
-code builds it (:mod:`benchmarks.data.decoy_mnist`, ``datasets/decoy_mnist.md``). The mask every
+code builds it (:mod:`benchmarks.data.decoy_swatches`, ``datasets/decoy_mnist.md``). The mask every
 mask-using method receives is everything but the swatch: RRR's annotation is the swatch, and
 ISNet's foreground is its complement, so both are told the same thing.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.api import DataBundle, ExperimentProfile, register_experiment
-from benchmarks.data.decoy_mnist import TEST_SPLITS, build_decoy_mnist
+from benchmarks.data.decoy_swatches import TEST_SPLITS, build_decoy_mnist
 from benchmarks.data.mnist import content_fingerprint, load_mnist_5k, mnist_csv_path
 
 PROFILES = {

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.api import DataBundle, ExperimentProfile, register_experiment
-from benchmarks.data.synthetic_cxr import COVID_CLASSES, TB_CLASSES, build_cxr_bundle
+from benchmarks.data.cxr_hospitals import COVID_CLASSES, TB_CLASSES, build_cxr_bundle
 
 THIRD = 1.0 / 3.0
 COVID_HOSPITALS = {

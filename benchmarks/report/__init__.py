@@ -11,15 +11,15 @@ One small module per step:
 * :mod:`~benchmarks.report.analysis` - the statistics of the selected runs:
   :mod:`~benchmarks.report.estimates` (intervals over seeds and test images, bias gaps),
   :mod:`~benchmarks.report.comparisons` (paired tests against ISNet),
-  :mod:`~benchmarks.report.explanations` (explanation scores),
-  :mod:`~benchmarks.report.convergence` (learning curves, convergence) and costs;
+  :mod:`~benchmarks.report.explanation_estimates` (explanation scores),
+  :mod:`~benchmarks.report.convergence_diagnostic` (learning curves, convergence) and costs;
 * :mod:`~benchmarks.report.numerics` - warnings where a table mixes thread counts or devices;
 * :mod:`~benchmarks.report.table` - the table object (Markdown, LaTeX booktabs, CSV) and cell
   formatting; :mod:`~benchmarks.report.tables` - the tables of results per experiment;
   :mod:`~benchmarks.report.ledger` - the tables about the runs (selection, costs, left out,
   provenance);
 * :mod:`~benchmarks.report.figures` - PNG figures (seaborn / matplotlib, Agg), with
-  :mod:`~benchmarks.report.gallery` (heatmaps) and :mod:`~benchmarks.report.curves` (learning
+  :mod:`~benchmarks.report.heatmap_gallery` (heatmaps) and :mod:`~benchmarks.report.curves` (learning
   curves);
 * :mod:`~benchmarks.report.claims` - the paper's claims decided by the numbers;
 * :mod:`~benchmarks.report.readme` - README.md, one function per section;

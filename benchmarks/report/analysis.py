@@ -1,9 +1,9 @@
 """Statistics of the selected runs, as tidy DataFrames for the tables, the figures and the
 claims: :mod:`~benchmarks.report.estimates` (intervals, bias gaps),
 :mod:`~benchmarks.report.comparisons` (paired tests against ISNet),
-:mod:`~benchmarks.report.explanations` (explanation scores),
-:mod:`~benchmarks.report.behaviour` (counterfactual background tests),
-:mod:`~benchmarks.report.convergence` (learning curves, convergence) and the costs below."""
+:mod:`~benchmarks.report.explanation_estimates` (explanation scores),
+:mod:`~benchmarks.report.behaviour_estimates` (counterfactual background tests),
+:mod:`~benchmarks.report.convergence_diagnostic` (learning curves, convergence) and the costs below."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmarks.report import behaviour, convergence
+from benchmarks.report import behaviour_estimates, convergence_diagnostic
 from benchmarks.report.comparisons import paired_table, relevance_paired
 from benchmarks.report.estimates import LEVEL, experiment_keys, gap_table, methods_of, metric_table, rows_of
-from benchmarks.report.explanations import explanation_tables, relevance_per_image
+from benchmarks.report.explanation_estimates import explanation_tables, relevance_per_image
 from benchmarks.report.roles import MethodRoles
 from benchmarks.report.splits import SplitRoles
 from benchmarks.report.tidy import Collection
@@ -83,10 +83,10 @@ def analyse(collection: Collection, selected: pd.DataFrame, roles: dict[tuple[st
     rel_paired = relevance_paired(collection, selected, roles, cast, per_image)
     timing = timing_table(selected)
     say("behaviour under changed backgrounds")
-    values = behaviour.collect_values(collection, selected)
-    behaviour_rows, behaviour_dists = behaviour.behaviour_table(values, selected)
-    behaviour_vs = behaviour.behaviour_paired(behaviour_rows, behaviour_dists, selected, cast)
+    values = behaviour_estimates.collect_values(collection, selected)
+    behaviour_rows, behaviour_dists = behaviour_estimates.behaviour_table(values, selected)
+    behaviour_vs = behaviour_estimates.behaviour_paired(behaviour_rows, behaviour_dists, selected, cast)
     say("convergence")
     return Analysis(collection, selected, roles, cast, metrics, dists, paired, gaps, explanations, errors, per_image,
-                    rel_paired, timing, convergence.curves(collection, selected),
-                    convergence.runs_table(collection, selected), behaviour_rows, behaviour_vs)
+                    rel_paired, timing, convergence_diagnostic.curves(collection, selected),
+                    convergence_diagnostic.runs_table(collection, selected), behaviour_rows, behaviour_vs)

@@ -1,12 +1,12 @@
 """The figure of the counterfactual background tests: each experiment's headline behaviour
-measure (:data:`benchmarks.report.behaviour.HEADLINE_RULE`) per method and test split."""
+measure (:data:`benchmarks.report.behaviour_estimates.HEADLINE_RULE`) per method and test split."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from benchmarks.report import behaviour as bh
+from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.estimates import experiment_keys
 from benchmarks.report.figures import render, style

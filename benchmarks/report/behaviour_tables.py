@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmarks.report import behaviour as bh
+from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import interval_text

@@ -27,11 +27,11 @@ import pandas as pd
 from benchmarks.evaluation.catalogue import PRIMARY
 from benchmarks.evaluation.explanation import FAITHFULNESS_RULE
 from benchmarks.report.analysis import Analysis
-from benchmarks.report.behaviour import HEADLINE_RULE, measure_name
+from benchmarks.report.behaviour_estimates import HEADLINE_RULE, measure_name
 from benchmarks.report.chance import CHANCE_RULE, DEGENERATE_SHARE, LEARNING_RULE, at_chance, degenerate, did_not_learn
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import ALPHA, LEVEL
-from benchmarks.report.explanations import CLAIM_EXPLAINER, faithful
+from benchmarks.report.explanation_estimates import CLAIM_EXPLAINER, faithful
 
 HOLDS, FAILS, UNCLEAR, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 NO_REFERENCE = "no runs of a reference method (role `reference` in the records)"

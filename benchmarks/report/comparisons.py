@@ -29,7 +29,7 @@ from benchmarks.report.estimates import (
     rows_of,
     split_runs,
 )
-from benchmarks.report.explanations import CLAIM_EXPLAINER
+from benchmarks.report.explanation_estimates import CLAIM_EXPLAINER
 from benchmarks.report.roles import MethodRoles
 from benchmarks.report.tidy import Collection
 from benchmarks.stats import bootstrap_p_value, holm_bonferroni

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from benchmarks.report.convergence import last_quarter
+from benchmarks.report.convergence_diagnostic import last_quarter
 from benchmarks.report.figures import render, style, trained_size
 from benchmarks.report.palette import method_colors
 

@@ -11,7 +11,7 @@ from benchmarks.evaluation import explanation
 from benchmarks.evaluation.explanation import FAITHFULNESS_RULE
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.estimates import LEVEL, N_RESAMPLES
-from benchmarks.report.explanations import CLAIM_EXPLAINER, faithful
+from benchmarks.report.explanation_estimates import CLAIM_EXPLAINER, faithful
 from benchmarks.report.table import Cell, Table, cut_text, is_cut, num, pvalue, signed, slug, t_cell, t_text
 from benchmarks.report.tables import comparison_rows
 

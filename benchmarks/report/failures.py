@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.evaluation.catalogue import PRIMARY
-from benchmarks.report import behaviour as bh
+from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.chance import at_chance, did_not_learn
 from benchmarks.report.estimates import rows_of

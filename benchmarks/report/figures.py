@@ -25,7 +25,7 @@ import seaborn as sns  # noqa: E402
 from benchmarks.evaluation import catalogue  # noqa: E402
 from benchmarks.report.analysis import Analysis  # noqa: E402
 from benchmarks.report.estimates import LEVEL  # noqa: E402
-from benchmarks.report.explanations import EXPLAINER_ORDER  # noqa: E402
+from benchmarks.report.explanation_estimates import EXPLAINER_ORDER  # noqa: E402
 from benchmarks.report.palette import method_colors, series_colors  # noqa: E402
 from benchmarks.stats import t_interval  # noqa: E402
 

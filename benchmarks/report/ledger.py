@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from benchmarks.report import convergence
+from benchmarks.report import convergence_diagnostic
 from benchmarks.report.analysis import Analysis
 from benchmarks.report.selection import CLI_COLUMN, NO_CLI
 from benchmarks.report.table import Cell, Table, num, signed, t_cell, t_text
@@ -58,23 +58,23 @@ def _seed_cells(block: pd.DataFrame) -> tuple[str, str]:
 
 def convergence_table(analysis: Analysis) -> Table:
     """Per experiment and method: each seed's selected epoch, the last quarter's best validation
-    loss against the best before it, and the verdict of :data:`benchmarks.report.convergence.RULE`."""
+    loss against the best before it, and the verdict of :data:`benchmarks.report.convergence_diagnostic.RULE`."""
     runs = analysis.convergence
     rows, verdicts = [], []
     for (exp, profile, method), block in runs.groupby(["experiment", "profile", "method"], sort=True):
         epochs, changes = _seed_cells(block)
-        verdict = convergence.verdict(block["still_improving"])
+        verdict = convergence_diagnostic.verdict(block["still_improving"])
         schedule = "/".join(str(v) for v in sorted(set(block["epochs"])))
         quarter = "/".join(str(v) for v in sorted(set(block["last_quarter"])))
         rows.append([Cell.text(exp), Cell.text(profile), Cell.code(method), Cell.text(f"{schedule} ({quarter})"),
                      Cell.text(epochs), Cell.text(changes),
-                     Cell.text(f"**{verdict}**" if verdict == convergence.NOT_CONVERGED else verdict)])
+                     Cell.text(f"**{verdict}**" if verdict == convergence_diagnostic.NOT_CONVERGED else verdict)])
         verdicts.append({"experiment": exp, "profile": profile, "method": method, "verdict": verdict})
     caption = (
         "Convergence of the training schedules, per experiment and method. Epochs: the schedule's length (and its "
         "last quarter). Selected epoch: the epoch each seed's selection rule kept (counted from 0). Last quarter vs "
         "before: the lowest validation loss among the selectable epochs of the last quarter, relative to the lowest "
-        f"before it, per seed. Rule: {convergence.RULE}. Per-run numbers are in the CSV."
+        f"before it, per seed. Rule: {convergence_diagnostic.RULE}. Per-run numbers are in the CSV."
     )
     keys = ["experiment", "profile", "method"]
     frame = runs.merge(pd.DataFrame(verdicts, columns=[*keys, "verdict"]), on=keys, how="left")
@@ -181,7 +181,7 @@ def damaged_table(damaged: Sequence) -> Table:
 
 # --------------------------------------------------------------------------- provenance
 def _kernel_items(kernels: dict | None) -> list[tuple[str, str]]:
-    """What a CPU start recorded about its numerics (:func:`benchmarks.kernels.describe`)."""
+    """What a CPU start recorded about its numerics (:func:`benchmarks.run.kernels.describe`)."""
     if not isinstance(kernels, dict):
         return []
     cpu_id = kernels.get("cpu_id") or {}

@@ -11,20 +11,20 @@ import pandas as pd
 from benchmarks.evaluation import catalogue, explanation
 from benchmarks.report import behaviour_tables as bt
 from benchmarks.report import claims as cl
-from benchmarks.report import convergence, ledger, numerics, published, tables
+from benchmarks.report import convergence_diagnostic, ledger, numerics, published, tables
 from benchmarks.report import explanation_tables as et
 from benchmarks.report import figures as fg
 from benchmarks.report.analysis import Analysis
-from benchmarks.report.behaviour import HEADLINE_RULE
+from benchmarks.report.behaviour_estimates import HEADLINE_RULE
 from benchmarks.report.behaviour_figure import headline_figure
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.control import control_pairs, control_table
 from benchmarks.report.curves import learning_curves
 from benchmarks.report.estimates import ALPHA, LEVEL, experiment_keys, interval_text
-from benchmarks.report.explanations import black_background_share
+from benchmarks.report.explanation_estimates import black_background_share
 from benchmarks.report.failures import dice_table, failures_table
-from benchmarks.report.gallery import gallery
-from benchmarks.report.studies import study_tables
+from benchmarks.report.heatmap_gallery import gallery
+from benchmarks.report.study_tables import study_tables
 from benchmarks.report.table import Table, slug
 from benchmarks.report.tidy import Collection
 from benchmarks.resources import read_invocations
@@ -203,9 +203,10 @@ def behaviour_overview(inputs: Inputs) -> list[str]:
 
 def convergence_section(inputs: Inputs) -> list[str]:
     runs = inputs.analysis.convergence
-    failing = convergence.not_converged(runs)
-    verdicts = [convergence.verdict(v) for _, v in runs.groupby(["experiment", "profile", "method"])["still_improving"]]
-    unjudged = verdicts.count(convergence.UNDETERMINED)
+    failing = convergence_diagnostic.not_converged(runs)
+    verdicts = [convergence_diagnostic.verdict(v)
+                for _, v in runs.groupby(["experiment", "profile", "method"])["still_improving"]]
+    unjudged = verdicts.count(convergence_diagnostic.UNDETERMINED)
     said = []
     if failing:
         said.append("**Did not converge** by this rule: " + "; ".join(f"`{m}` on {e} ({p})" for e, p, m in failing)
@@ -215,7 +216,7 @@ def convergence_section(inputs: Inputs) -> list[str]:
     if not said:
         said.append("Every method converged on every experiment by this rule.")
     return ["## Convergence of the training schedules", "",
-            f"Rule: {convergence.RULE}. The validation loss is each method's own training objective on the "
+            f"Rule: {convergence_diagnostic.RULE}. The validation loss is each method's own training objective on the "
             "in-distribution validation split, so losses are compared within a run, never between methods. "
             "The learning curves are in each experiment's section.", "", " ".join(said), "",
             inputs.files.table(ledger.convergence_table(inputs.analysis))]

@@ -3,7 +3,7 @@
 ``python -m benchmarks.studies.isnet_protocol run [--out results/studies/isnet_protocol]``
 trains ``isnet`` on ``synthetic_covid`` and ``synthetic_tb`` (cpu profile, seeds 0 and 1) in
 each arm of :data:`ARMS`; ``python -m benchmarks report --runs results`` then tabulates the
-arms (:mod:`benchmarks.report.studies`): in-distribution and external accuracy, how often the predictions follow
+arms (:mod:`benchmarks.report.study_tables`): in-distribution and external accuracy, how often the predictions follow
 a re-rendered training hospital's background, and whether the LRP heatmaps account for the
 logits they explain.
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.training import RunTask, profile_settings
+from benchmarks.run.task import RunTask, profile_settings
 
 EXPERIMENTS = ("synthetic_covid", "synthetic_tb")
 SEEDS = (0, 1)
@@ -68,8 +68,8 @@ ARMS: tuple[Arm, ...] = (
         {"tune_epochs": 5, "tune_restart": False, "optimizer": "adam"}),
     Arm("SGD", "the authors' optimiser for their chest X-ray models: SGD, lr 1e-3, momentum 0.99",
         {"tune_epochs": 1, "tune_restart": False, "optimizer": "sgd"}),
-    Arm("pretrained", "the classifier starts from weights learnt on Fashion-MNIST (benchmarks.pretraining), standing "
-        "in for the authors' ImageNet start", CPU, init="fashion_mnist"),
+    Arm("pretrained", "the classifier starts from weights learnt on Fashion-MNIST (benchmarks.run.pretraining), "
+        "standing in for the authors' ImageNet start", CPU, init="fashion_mnist"),
     Arm("64 px", "images of 64 px instead of 40", CPU, {"image_size": 64}),
     Arm("long schedule", "twice the epochs (60), so that the schedule converges by the report's rule", CPU,
         {"epochs": 60}),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.training import RunTask
+from benchmarks.run.task import RunTask
 
 
 def run_tasks(tasks: Sequence[RunTask], out: Path, jobs: int) -> int:
@@ -17,8 +17,8 @@ def run_tasks(tasks: Sequence[RunTask], out: Path, jobs: int) -> int:
     from benchmarks import runner
     from benchmarks.executors import local
     from benchmarks.interrupts import exit_code, terminate_as_interrupt
-    from benchmarks.provenance import git_commit
     from benchmarks.resources import ResourceMonitor, append_invocation, machine
+    from benchmarks.run.provenance import git_commit
 
     runner.check_out(Path(out))
     todo, done = runner.pending(tasks)

@@ -8,7 +8,7 @@ step). ``python -m benchmarks report --runs results`` then applies each candidat
 :data:`RULES` to the recorded validation curves, as the harness would have applied it during
 training, and tabulates per configuration and rule the epoch at which each replica stops, the
 epoch the selection rule then keeps and that model's validation accuracy
-(:mod:`benchmarks.report.studies`).
+(:mod:`benchmarks.report.study_tables`).
 
 The decision rule was written before the runs: the rule whose stopping epoch spreads least
 over the replicas (worst configuration), then whose selected validation accuracy spreads
@@ -25,8 +25,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.convergence import still_improving
-from benchmarks.training import RunTask, best_epoch, profile_settings
+from benchmarks.run.convergence import still_improving
+from benchmarks.run.task import RunTask, profile_settings
+from benchmarks.run.training import best_epoch
 
 #: (experiment, method, seed): the issue's example (ISNet on biased MNIST), ISNet and a Faster
 #: variant on the X-rays, a U-Net baseline, an input-gradient baseline and the plain classifier

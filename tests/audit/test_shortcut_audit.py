@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.api import DataBundle, TensorSplit
 from benchmarks.audit import __main__ as audit_command
-from benchmarks.audit import report as audit_report
+from benchmarks.audit import page as audit_page
 from benchmarks.audit.shortcut import (
     AUDITED,
     CNNConfig,
@@ -105,17 +105,17 @@ def test_audit_verdicts_have_known_answers(toy_audits) -> None:
 
 @pytest.mark.slow
 def test_audit_page_and_figure(toy_audits, tmp_path) -> None:
-    page = audit_report.markdown(toy_audits[:1], "toy", "cmd")
-    assert page.startswith(audit_report.MARK) and "Every check passes." in page and "| `toy` | hospital |" in page
-    assert "foreground adds nothing to the label" in audit_report.markdown(toy_audits[1:], "toy", "cmd")
+    page = audit_page.markdown(toy_audits[:1], "toy", "cmd")
+    assert page.startswith(audit_page.MARK) and "Every check passes." in page and "| `toy` | hospital |" in page
+    assert "foreground adds nothing to the label" in audit_page.markdown(toy_audits[1:], "toy", "cmd")
     png = tmp_path / "audit.png"
-    audit_report.save(png, audit_report.figure(toy_audits, "toy"))
-    assert audit_report._ours(png) and png.read_bytes()[:4] == b"\x89PNG"
-    audit_report.save(png, audit_report.figure(toy_audits, "toy"))  # its own file: rewritten
+    audit_page.save(png, audit_page.figure(toy_audits, "toy"))
+    assert audit_page._ours(png) and png.read_bytes()[:4] == b"\x89PNG"
+    audit_page.save(png, audit_page.figure(toy_audits, "toy"))  # its own file: rewritten
     foreign = tmp_path / "notes.md"
     foreign.write_text("someone else's notes")
     with pytest.raises(SystemExit, match="not written by this command"):
-        audit_report.save(foreign, page.encode())
+        audit_page.save(foreign, page.encode())
     assert foreign.read_text() == "someone else's notes"
 
 

@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.api import SCALES, TensorSplit
 from benchmarks.audit.shortcut import cnn_predict
-from benchmarks.data import decoy_mnist as data
+from benchmarks.data import decoy_swatches as data
 from benchmarks.data.bias import GROUP_CLASS_MARKER, GROUP_OTHER_MARKER
 from benchmarks.experiments import decoy_mnist as module
 

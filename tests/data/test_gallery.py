@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from benchmarks import gallery
+from benchmarks.commands import data_gallery
+from benchmarks.commands.data_gallery import _pick, render_gallery
 from benchmarks.experiments import biased_mnist
-from benchmarks.gallery import _pick, render_gallery
 
 
 def test_gallery_writes_a_png(tmp_path) -> None:
@@ -23,6 +23,6 @@ def test_pick_cycles_through_classes() -> None:
 def test_title_states_the_size_the_profile_trains_at(tmp_path, monkeypatch) -> None:
     spec = biased_mnist.biased_mnist.__experiment_spec__
     titles = []
-    monkeypatch.setattr(gallery, "render_gallery", lambda bundle, path, per_split, title: titles.append(title))
-    gallery.gallery_for(spec, "smoke", tmp_path / "cache", tmp_path)
+    monkeypatch.setattr(data_gallery, "render_gallery", lambda bundle, path, per_split, title: titles.append(title))
+    data_gallery.gallery_for(spec, "smoke", tmp_path / "cache", tmp_path)
     assert f"trained at {spec.profile('smoke').image_size} px" in titles[0]

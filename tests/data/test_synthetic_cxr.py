@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from benchmarks.api import SCALES
+from benchmarks.data import cxr_hospitals as cxr
 from benchmarks.data import cxr_render
 from benchmarks.data import lung_templates as lungs
-from benchmarks.data import synthetic_cxr as cxr
 from benchmarks.data.markers import dilate
 from benchmarks.experiments import synthetic_cxr as module
 

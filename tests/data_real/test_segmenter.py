@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import masks_cli
+from benchmarks.commands import lung_masks
 from benchmarks.data.real import Record, load_collection, montgomery, shenzhen
 from benchmarks.data.real.segmenter import load_segmenter, predict_masks, train_segmenter
 
@@ -74,7 +74,7 @@ def test_train_needs_masks_and_sizes(tmp_path: Path) -> None:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    masks_cli.add_arguments(parser)
+    lung_masks.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -105,11 +105,11 @@ def test_masks_command_train_then_predict(tmp_path: Path, monkeypatch: pytest.Mo
             "cpu",
         ]
     )
-    assert masks_cli.main(args) == 0 and model.is_file()
+    assert lung_masks.main(args) == 0 and model.is_file()
     assert "montgomery: 4 images with lung masks" in capsys.readouterr().out
     # threshold 0 keeps every pixel, so that the barely trained model writes a mask per image
     args = _parse(["predict", "--model", str(model), "--collection", "tbx11k", "--threshold", "0", "--device", "cpu"])
-    assert masks_cli.main(args) == 0
+    assert lung_masks.main(args) == 0
     written = sorted(p.name for p in (root / "predicted-masks" / "tbx11k").glob("*.png"))
     assert written == ["h0000_mask.png", "s0000_mask.png", "tb0000_mask.png"]
     # the loaders pick the predicted masks up
@@ -137,19 +137,19 @@ def test_masks_command_train_then_predict(tmp_path: Path, monkeypatch: pytest.Mo
             "cpu",
         ]
     )
-    assert masks_cli.main(args) == 0
+    assert lung_masks.main(args) == 0
     assert sorted(p.name for p in out.glob("*.png")) == ["normal_0_mask.png", "normal_1_mask.png"]
 
 
 def test_masks_command_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ISNET_BENCHMARKS_DATA", raising=False)
     with pytest.raises(FileNotFoundError, match="data root"):
-        masks_cli.main(_parse(["train", "--out", str(tmp_path / "s.pt")]))
+        lung_masks.main(_parse(["train", "--out", str(tmp_path / "s.pt")]))
     monkeypatch.setenv("ISNET_BENCHMARKS_DATA", str(tmp_path))
     with pytest.raises(ValueError, match="unknown collection"):
-        masks_cli.main(_parse(["predict", "--model", "m.pt", "--collection", "chexpert"]))
+        lung_masks.main(_parse(["predict", "--model", "m.pt", "--collection", "chexpert"]))
     make_tbx11k(tmp_path / "tbx11k", n_per_class=1)
     with pytest.raises(FileNotFoundError, match="masks train"):
-        masks_cli.main(_parse(["predict", "--model", str(tmp_path / "absent.pt"), "--collection", "tbx11k"]))
+        lung_masks.main(_parse(["predict", "--model", str(tmp_path / "absent.pt"), "--collection", "tbx11k"]))
     with pytest.raises(SystemExit):
         _parse(["predict"])  # --model and --collection are required

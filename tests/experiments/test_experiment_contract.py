@@ -24,9 +24,9 @@ import torch
 from data_real.trees import make_covid_root, make_tb_root
 
 from benchmarks.api import ExperimentSpec
-from benchmarks.batching import iterate_batches
 from benchmarks.data.real.records import DATA_ENV
 from benchmarks.registry import discover_experiments
+from benchmarks.run.batching import iterate_batches
 
 EXPERIMENTS = discover_experiments()
 BATCH = 8

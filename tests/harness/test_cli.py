@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import cli
 from benchmarks.api import ExperimentSpec
-from benchmarks.cli import main
+from benchmarks.commands import cli
+from benchmarks.commands.cli import main
 from benchmarks.report.tidy import load_records
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks import cli, contract
+from benchmarks import contract
 from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.commands import cli
 
 
 @register_method("frozen", needs_masks=False, defaults={"lr": 1e-3}, search_space={"lr": [1e-3], "momentum": [0.9]})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.registry import discover_experiments
 from benchmarks.resources import read_invocations
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from baselines.standard import StandardClassifier
-from benchmarks import grid, hparams
+from benchmarks import grid
 from benchmarks.api import MethodSpec, ModelContext, register_method
-from benchmarks.cli import main
-from benchmarks.hparams import check, checked_value, judge_by_constructor, parse, parse_value
-from benchmarks.training import train_run
+from benchmarks.commands import hparams
+from benchmarks.commands.cli import main
+from benchmarks.commands.hparams import check, checked_value, judge_by_constructor, parse, parse_value
+from benchmarks.run.training import train_run
 
 
 @register_method("tunable", needs_masks=False,

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from benchmarks import kernels
+from benchmarks.run import kernels
 
 needs_avx2 = pytest.mark.skipif("avx2" not in kernels.cpu_flags(), reason="this CPU has no AVX2")
 

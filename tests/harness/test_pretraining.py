@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks import pretraining
 from benchmarks.architectures import build_backbone
+from benchmarks.run import pretraining
 
 
 @pytest.fixture()

@@ -15,7 +15,8 @@ import pytest
 
 from benchmarks.executors.unit import CPU_THREADS, fixed_threads
 from benchmarks.registry import discover_experiments, discover_methods
-from benchmarks.training import RunTask, perturb_weights, profile_settings, train_run
+from benchmarks.run.task import RunTask, profile_settings
+from benchmarks.run.training import perturb_weights, train_run
 
 #: the largest change of the selected model's validation accuracy the promise allows
 TOLERANCE = 0.05

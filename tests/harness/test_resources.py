@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import resources
-from benchmarks.allocator import keep_freed_buffers
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.executors import local
 from benchmarks.report.ledger import invocations_table
+from benchmarks.run.allocator import keep_freed_buffers
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
 

@@ -12,9 +12,10 @@ import torch
 from baselines.standard import StandardClassifier
 from benchmarks.api import Batch, register_method
 from benchmarks.architectures import build_backbone
-from benchmarks.convergence import still_improving
+from benchmarks.run.convergence import still_improving
+from benchmarks.run.task import RunTask
+from benchmarks.run.training import best_epoch, train_run
 from benchmarks.store import RunDir, run_path
-from benchmarks.training import RunTask, best_epoch, train_run
 
 #: validation objective per epoch, scripted so that the answer is known
 SCRIPT = {"valley": [3.0, 1.0, 2.0], "early": [0.5, 2.0, 1.0]}

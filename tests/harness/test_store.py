@@ -16,8 +16,9 @@ import torch
 from baselines.standard import StandardClassifier
 from benchmarks.api import register_method
 from benchmarks.report.tidy import load_records
+from benchmarks.run.task import RunTask
+from benchmarks.run.training import train_run
 from benchmarks.store import CorruptRecordError, RunDir, atomic_write_json, check_plain, run_path
-from benchmarks.training import RunTask, train_run
 
 
 class Killed(Exception):

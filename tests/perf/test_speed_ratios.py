@@ -8,7 +8,7 @@ committed table comes from::
     python perf/render_speed.py reports/performance/isnet_speed.json   # writes reports/performance/isnet_speed.md
 
 One benchmark per candidate, all in one process, one torch thread, the harness's allocator
-setting (``benchmarks/allocator.py``), the cases of ``perf/isnet_cases.py`` (those
+setting (``benchmarks/run/allocator.py``), the cases of ``perf/isnet_cases.py`` (those
 ``perf/isnet_speed.py`` measures): batch 32 at 64 px, 3 channels,
 
 * a training step (forward, loss, backward, clipping at norm 1, SGD step) of plain
@@ -35,8 +35,8 @@ import pytest
 import torch
 
 import isnet
-from benchmarks.allocator import keep_freed_buffers
 from benchmarks.resources import cpu_model
+from benchmarks.run.allocator import keep_freed_buffers
 from perf.isnet_cases import Scale, heatmap_candidates, make_step
 
 pytestmark = pytest.mark.slow

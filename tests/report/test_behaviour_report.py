@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.report import behaviour as bh
+from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report import claims as cl
 from benchmarks.report.build import generate
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.report.build import generate
-from benchmarks.report.convergence import judge, last_quarter, verdict
+from benchmarks.report.convergence_diagnostic import judge, last_quarter, verdict
 from benchmarks.store import RunDir
 
 from .conftest import SELECTION_RULE, write_run

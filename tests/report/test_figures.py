@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.report import curves, figures, palette
 from benchmarks.report.build import analysed, generate
-from benchmarks.report.gallery import GalleryData, Row, _heatmap_row, gallery, gallery_data, normalised, uniform
+from benchmarks.report.heatmap_gallery import GalleryData, Row, _heatmap_row, gallery, gallery_data, normalised, uniform
 
 from .conftest import write_run
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.report import build, writer
 
 from .conftest import write_run

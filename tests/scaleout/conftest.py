@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from benchmarks import grid
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.registry import discover_experiments, discover_methods
+from benchmarks.run.task import RunTask
 from benchmarks.store import iter_records
-from benchmarks.training import RunTask
 
 SEEDS = (0, 1)
 SPLITS = ("biased", "unbiased", "deceiving")
@@ -86,7 +86,7 @@ class Interrupted(Exception):
 def interrupt_before_evaluation(task: RunTask, monkeypatch) -> float:
     """Train ``task`` in this process (one thread) and die before its evaluation: the run
     folder is left with a checkpoint and no record. Returns the epoch's recorded seconds."""
-    from benchmarks import training
+    from benchmarks.run import training
 
     def die(*args, **kwargs):
         raise Interrupted

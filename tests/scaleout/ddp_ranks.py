@@ -14,8 +14,9 @@ from pathlib import Path
 import tiny  # the script's own folder is on sys.path
 import torch
 
-from benchmarks import distributed, store
-from benchmarks.cli import main
+from benchmarks import store
+from benchmarks.commands.cli import main
+from benchmarks.run import distributed
 
 out = Path(sys.argv[1])
 writes: list[str] = []

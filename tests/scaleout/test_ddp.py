@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from benchmarks import distributed
-from benchmarks.batching import iterate_batches
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
+from benchmarks.run import distributed
+from benchmarks.run.batching import iterate_batches
 from benchmarks.store import iter_records
 
 from . import tiny

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.executors import local
 from benchmarks.executors.progress import GridProgress
 from benchmarks.executors.unit import Outcome, run_dir

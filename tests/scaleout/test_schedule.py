@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks import training
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.executors import local
 from benchmarks.executors.unit import execute, run_dir
+from benchmarks.run import training
 
 from .conftest import Interrupted, assert_same_records, smoke_args, smoke_task
 

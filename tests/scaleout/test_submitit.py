@@ -14,7 +14,7 @@ import cloudpickle
 import pytest
 from submitit.core.utils import DelayedSubmission
 
-from benchmarks.cli import main
+from benchmarks.commands.cli import main
 from benchmarks.executors import slurm
 from benchmarks.executors.unit import run_dir
 

@@ -79,7 +79,7 @@ def cli_args(out: Path) -> list[str]:
 
 def plug_in(setattr=setattr) -> None:
     """Make the tiny experiment and method discoverable, as an installed plugin would be."""
-    from benchmarks import cli
+    from benchmarks.commands import cli
     from benchmarks.executors import unit
 
     for module in (cli, unit):
@@ -91,7 +91,7 @@ def plug_in(setattr=setattr) -> None:
 
 def capture_weights(setattr=setattr) -> dict[str, torch.Tensor]:
     """A dict that receives the trained weights of the next run, just before its evaluation."""
-    from benchmarks import training
+    from benchmarks.run import training
 
     captured: dict[str, torch.Tensor] = {}
     evaluate = training._evaluate

@@ -102,11 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
     masks = commands.add_parser("masks", help="train a lung segmenter / write predicted masks")
     try:
-        from benchmarks import masks_cli
+        from benchmarks.commands import lung_masks
     except ImportError:  # the data tools are optional at import time
         masks.set_defaults(masks_unavailable=True)
     else:
-        masks_cli.add_arguments(masks)
+        lung_masks.add_arguments(masks)
     show_defaults(parser)
     return parser
 
@@ -142,9 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return check_command(discover_methods(), args.names)
         if args.command == "masks":
-            from benchmarks import masks_cli
+            from benchmarks.commands import lung_masks
 
-            return masks_cli.main(args)
+            return lung_masks.main(args)
     except (UnknownNameError, FileNotFoundError, PermissionError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -221,9 +221,11 @@ def _unique_seeds(seeds: Sequence[int]) -> list[int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks import distributed, grid, hparams, runner
+    from benchmarks import grid, runner
+    from benchmarks.commands import hparams
     from benchmarks.executors import local
     from benchmarks.executors.unit import resumes
+    from benchmarks.run import distributed
 
     if not (args.all or args.methods or args.experiments):
         raise ValueError("choose what to run: --all, or --methods and/or --experiments")

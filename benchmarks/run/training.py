@@ -10,7 +10,7 @@ read by that final evaluation.
 
 A run is deterministic given its configuration (and, on the CPU, its thread count, which
 every executor fixes: :mod:`benchmarks.executors.unit`): the data order of epoch ``e`` comes
-from a generator seeded by ``(seed, e)`` (:mod:`benchmarks.batching`) and torch's RNG states
+from a generator seeded by ``(seed, e)`` (:mod:`benchmarks.run.batching`) and torch's RNG states
 are checkpointed, so a run killed after epoch ``e`` and resumed ends with the same weights
 as one that never stopped; the selected weights are written (``best.pt``) before the epoch's
 checkpoint, so they survive a kill too. Every start and resume appends what it ran on
@@ -19,12 +19,9 @@ checkpoint, so they survive a kill too. Every start and resume appends what it r
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +30,6 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from benchmarks import distributed, provenance
 from benchmarks.api import (
     Batch,
     DataBundle,
@@ -44,72 +40,17 @@ from benchmarks.api import (
     ModelContext,
 )
 from benchmarks.architectures import build_backbone
-from benchmarks.batching import count_batches, iterate_batches
-from benchmarks.behaviour import behaviour_record
-from benchmarks.convergence import still_improving
-from benchmarks.explanations import explanation_record
-from benchmarks.store import CorruptRecordError, RunDir, run_path
+from benchmarks.run import distributed, provenance
+from benchmarks.run.batching import count_batches, iterate_batches
+from benchmarks.run.behaviour_record import behaviour_record
+from benchmarks.run.convergence import still_improving
+from benchmarks.run.explanation_record import explanation_record
+from benchmarks.run.task import RunTask, profile_settings, task_profile
+from benchmarks.store import CorruptRecordError, RunDir
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run is recorded as failed with this reason."""
-
-
-@dataclass(frozen=True)
-class RunTask:
-    """One cell of the grid; picklable so that any executor can ship it."""
-
-    experiment: str
-    method: str
-    seed: int
-    profile: str
-    hparams: dict[str, Any]
-    hparam_index: int
-    out: Path
-    cache_dir: Path
-    device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
-    experiment_profile: dict[str, Any] = field(default_factory=dict)
-    #: ``(relative size, draw)``: multiply every initial weight by ``1 + size * N(0, 1)`` noise
-    #: (draw ``draw``), to measure how far float noise moves a run (``None``: no perturbation)
-    perturbation: tuple[float, int] | None = None
-    #: where the exported classifier's initial weights come from (:data:`benchmarks.pretraining.SOURCES`;
-    #: ``None``: the method's own random initialisation)
-    init: str | None = None
-    #: the arm of a study this run belongs to (empty for the grid's runs)
-    arm: str = ""
-    #: hyper-parameters set on the command line (``run --hparams``; :mod:`benchmarks.hparams`)
-    hparams_from_cli: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The identity of the run (hashed into its folder name): changing a profile's
-        settings (epochs, sizes, backbone) makes new runs instead of reusing old records."""
-        return {
-            "experiment": self.experiment,
-            "method": self.method,
-            "seed": self.seed,
-            "profile": self.profile,
-            "hparams": self.hparams,
-            "hparam_index": self.hparam_index,
-            "experiment_profile": self.experiment_profile,
-            **({"init_perturbation": {"relative": self.perturbation[0], "draw": self.perturbation[1]}}
-               if self.perturbation else {}),
-            **({"init": self.init} if self.init else {}),
-            **({"arm": self.arm} if self.arm else {}),
-            **({"hparams_from_cli": dict(self.hparams_from_cli)} if self.hparams_from_cli else {}),
-        }
-
-    @property
-    def folder(self) -> Path:
-        """The run's record folder under ``out``."""
-        return run_path(self.out, self.experiment, self.method, self.seed, self.config)
-
-    @property
-    def label(self) -> str:
-        draw = f"/h{self.hparam_index}" if self.hparam_index else ""
-        set_here = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.hparams_from_cli.items()))
-        return f"{self.experiment}/{self.method}/seed{self.seed}{draw}" + (f"[{set_here}]" if set_here else "")
 
 
 def perturb_weights(module: torch.nn.Module, relative: float, draw: int) -> None:
@@ -247,7 +188,7 @@ def train_run(
         raise ValueError(f"{task.method} needs foreground masks but {task.experiment} has none")
     method = build_method(method_spec, bundle, task.profile, profile.backbone, task.hparams)
     if task.init:
-        from benchmarks.pretraining import load_matching, pretrained_state
+        from benchmarks.run.pretraining import load_matching, pretrained_state
 
         load_matching(method.export(), pretrained_state(task.init, profile.backbone, bundle.in_channels,
                                                         profile.image_size, task.cache_dir))
@@ -444,24 +385,3 @@ def _select(run: RunDir, method: Method, epochs: list[dict[str, Any]], max_epoch
         method.load_state_dict(saved["model"])
     return {**selection, "selected_epoch": chosen["epoch"], "selected_val_loss": chosen["val_loss"],
             "selected_val_accuracy": chosen["val_accuracy"]}
-
-
-def task_profile(task: RunTask, experiment: ExperimentSpec) -> ExperimentProfile:
-    """The settings a run trains with: those its task carries (part of its identity, so a study
-    may change the epochs or the image size of a profile), else its experiment's profile."""
-    if task.experiment_profile:
-        return ExperimentProfile(**task.experiment_profile)
-    return experiment.profile(task.profile)
-
-
-def profile_settings(profile: ExperimentProfile) -> dict[str, Any]:
-    """A profile's settings as plain data (part of a run's identity and of config.json)."""
-    return {
-        "backbone": profile.backbone,
-        "image_size": profile.image_size,
-        "epochs": profile.epochs,
-        "min_epochs": profile.min_epochs,
-        "batch_size": profile.batch_size,
-        "lr": profile.lr,
-        "data": dict(profile.data),
-    }

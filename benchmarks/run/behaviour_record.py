@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from benchmarks.api import DataBundle, Method, TensorSplit
-from benchmarks.batching import iterate_batches
 from benchmarks.data.counterfactuals import PASTE_RULE, as_split, counterfactual_sets
 from benchmarks.evaluation.behaviour import per_image, summary
+from benchmarks.run.batching import iterate_batches
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 and accuracy per epoch (``metrics.jsonl``) and the epoch its selection rule kept
 (``summary.json``'s ``selection``).
 
-The rule is the harness's early-stopping rule, :mod:`benchmarks.convergence` (:data:`RULE`): a
+The rule is the harness's early-stopping rule, :mod:`benchmarks.run.convergence` (:data:`RULE`): a
 run is *still improving* when the best validation loss of its last quarter beats the best
 before it by more than a margin; a method *converged* on an experiment when none of its seeds
 is still improving. A run with no selectable epoch with a finite loss before its last quarter
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.convergence import RULE, judge, last_quarter
 from benchmarks.report.tidy import OLDER_RECORD, Collection
+from benchmarks.run.convergence import RULE, judge, last_quarter
 
 __all__ = ["RULE", "curves", "judge", "last_quarter", "not_converged", "runs_table", "verdict"]
 

@@ -15,7 +15,7 @@ constructor accepts, so for such keys the method is built once at smoke scale
 (:func:`judge_by_constructor`) and its error, if any, is the message.
 
 The values override every hyper-parameter draw (the defaults and the sampled draws alike). A
-run with such values records them (:attr:`~benchmarks.training.RunTask.hparams_from_cli`) under
+run with such values records them (:attr:`~benchmarks.run.task.RunTask.hparams_from_cli`) under
 ``hparams_from_cli`` in ``config.json``, and they are part of the run's identity (hashed into its folder name), so a
 run with a changed value never resumes an old record (a value set equal to the default makes a
 record of its own too, which the model-selection table lists as a draw of its own). Without
@@ -155,7 +155,7 @@ def judge_by_constructor(overrides: Mapping[str, Mapping[str, Any]], methods: Ma
     once, at smoke scale, on the first experiment of the grid it applies to (its smoke data
     built in a temporary folder, so that nothing is written where the runs go), and call
     ``configure_optimizer``; the first error becomes a one-line ValueError."""
-    from benchmarks.training import build_method
+    from benchmarks.run.training import build_method
 
     for name, values in overrides.items():
         spec = methods[name]

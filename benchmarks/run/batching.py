@@ -1,7 +1,7 @@
 """The batches of a split, in one order for everyone who needs it.
 
 Training, validation and prediction iterate batches with :func:`iterate_batches`; a
-data-parallel rank (:mod:`benchmarks.distributed`) takes its shard of each index batch of
+data-parallel rank (:mod:`benchmarks.run.distributed`) takes its shard of each index batch of
 :func:`batch_indices`. Both go through the same index order, so a run's data order is one rule,
 written once: the determinism of resumed and data-parallel runs depends on it.
 """

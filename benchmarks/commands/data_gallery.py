@@ -1,6 +1,6 @@
 """Sample galleries of an experiment's splits: images with mask outlines and marker boxes.
 
-``python -m benchmarks.gallery [EXPERIMENT ...] [--profile cpu] [--out reports/figures]``
+``python -m benchmarks.commands.data_gallery [EXPERIMENT ...] [--profile cpu] [--out reports/figures]``
 writes ``dataset_samples_<experiment>.png`` per experiment (all registered ones by default).
 """
 
@@ -110,7 +110,7 @@ def gallery_title(name: str, scale: str, trained_size: int, notes: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gallery", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.commands.data_gallery", description=__doc__)
     parser.add_argument("experiments", nargs="*", help="experiment names (default: all)")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--cache-dir", default="datasets/cache")

@@ -6,7 +6,7 @@ Launch the ordinary command under ``torchrun`` (or ask SLURM for several tasks p
     torchrun --nproc_per_node=4 -m benchmarks run --methods standard --profile paper
 
 Every rank walks the same grid and trains the same run at the same time; each epoch's
-shuffled order (the very order a single process uses, from :mod:`benchmarks.batching`) is
+shuffled order (the very order a single process uses, from :mod:`benchmarks.run.batching`) is
 cut into one shard per rank; after ``loss.backward()`` the gradients are averaged across
 ranks; only rank 0 writes the record and its checkpoints; every rank resumes from the same
 checkpoint. The process group this process joined is described by one immutable
@@ -59,7 +59,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from benchmarks.api import Batch
-from benchmarks.batching import batch_indices, iterate_batches, load_batch
+from benchmarks.run.batching import batch_indices, iterate_batches, load_batch
 from benchmarks.store import CorruptRecordError, RunDir
 
 #: minutes a rank waits in a collective before giving up (evaluation runs on every rank,

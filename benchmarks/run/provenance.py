@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from benchmarks import kernels
 from benchmarks.resources import cpu_model
+from benchmarks.run import kernels
 
 PACKAGES = ("torch", "torchvision", "timm", "captum", "numpy", "scikit-learn", "pandas", "isnet-benchmarks")
 
@@ -69,7 +69,7 @@ def device_name(device: torch.device) -> str:
 def start_entry(device: torch.device, resumed_from_epoch: int) -> dict[str, Any]:
     """What one start (``resumed_from_epoch`` 0) or resume of a run ran on: the torch thread
     count, the device and, on the CPU, the kernels' instruction set change a run's numbers, so
-    every sitting records them (:func:`benchmarks.kernels.describe`)."""
+    every sitting records them (:func:`benchmarks.run.kernels.describe`)."""
     entry = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threads": torch.get_num_threads(),

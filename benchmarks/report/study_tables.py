@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.report import behaviour as bh
+from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.estimates import LEVEL
 from benchmarks.report.table import Cell, Table, t_cell, t_text
 from benchmarks.report.tidy import Collection, collect
