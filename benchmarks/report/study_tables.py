@@ -3,7 +3,9 @@
 
 * ``stopping``: every candidate stopping rule applied to the validation curves of perturbed
   replicas (:mod:`benchmarks.studies.stopping`);
-* ``isnet_protocol``: ISNet's X-ray protocol, arm by arm (:mod:`benchmarks.studies.isnet_protocol`).
+* ``isnet_protocol``: ISNet's X-ray protocol, arm by arm (:mod:`benchmarks.studies.isnet_protocol`);
+* ``sweep``: the baselines' constants, candidate by candidate, and the ones chosen
+  (:mod:`benchmarks.studies.sweep`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import pandas as pd
 
 from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.estimates import LEVEL
-from benchmarks.report.table import Cell, Table, t_cell, t_text
+from benchmarks.report.table import Cell, Table, num, t_cell, t_text
 from benchmarks.report.tidy import Collection, collect
 from benchmarks.stats import t_interval
 from benchmarks.store import RunRecord
-from benchmarks.studies import isnet_protocol, stopping
+from benchmarks.studies import isnet_protocol, stopping, sweep
 
 STUDIES = "studies"
 
@@ -29,7 +31,8 @@ STUDIES = "studies"
 def study_tables(root: Path) -> list[Table]:
     """The table of every study whose records lie under ``root/studies``, in a fixed order."""
     makers: dict[str, Callable[[Collection], Table | None]] = {"stopping": stopping_table,
-                                                                "isnet_protocol": protocol_table}
+                                                                "isnet_protocol": protocol_table,
+                                                                "sweep": sweep_table}
     out = []
     for name, make in makers.items():
         folder = Path(root) / STUDIES / name
@@ -84,28 +87,33 @@ def stopping_table(collection: Collection) -> Table | None:
 
 
 # ----------------------------------------------------------------------- ISNet protocol
-PROTOCOL_COLUMNS = ("accuracy/in_distribution", "accuracy/external", "follows/in_distribution", "follows/external",
-                    "r", "absorbed", "epochs")
+PROTOCOL_COLUMNS = ("val_accuracy", "accuracy/in_distribution", "accuracy/shifted", "follows/in_distribution",
+                    "follows/shifted", "r", "absorbed", "epochs")
 
 
 def _protocol_row(collection: Collection, record: RunRecord) -> dict[str, float]:
-    """One run: accuracy and the follows-background rate (re-rendered by another training
-    hospital) per test split, its in-distribution LRP faithfulness, the epochs it trained."""
+    """One run: its selected validation accuracy; accuracy and the follows-background rate of its
+    experiment's headline test (re-rendered by another training hospital; biased MNIST: the
+    deceiving rendering) on the in-distribution split and on the first shifted split; its
+    in-distribution LRP faithfulness; the epochs it trained."""
     path = collection.relative(record)
     selection = record.summary.get("selection", {})
-    out: dict[str, float] = {"epochs": float(selection.get("epochs", math.nan))}
+    id_split, shifted = record.config["id_split"], record.config["shift_splits"][-1]
+    out: dict[str, float] = {"epochs": float(selection.get("epochs", math.nan)),
+                             "val_accuracy": float(selection.get("selected_val_accuracy", math.nan))}
     arrays = collection.arrays(path, "counterfactuals.npz")
-    for split in ("in_distribution", "external"):
-        out[f"accuracy/{split}"] = float(record.summary.get("splits", {}).get(split, {}).get("accuracy", math.nan))
+    for split, column in ((id_split, "in_distribution"), (shifted, "shifted")):
+        out[f"accuracy/{column}"] = float(record.summary.get("splits", {}).get(split, {}).get("accuracy", math.nan))
         pred = collection.arrays(path, f"predictions/{split}.npz")
         values = None
         if pred and arrays:
             tests = bh._tests(arrays, split, pred["labels"].astype(np.int64), pred["groups"].astype(np.int64),
                               pred["logits"].argmax(1))
-            values = tests.get(bh.OTHER_TRAINING, {}).get("follows_background")
-        out[f"follows/{split}"] = float(np.nanmean(values)) if values is not None and np.isfinite(values).any() \
+            test = next((t for t in (bh.OTHER_TRAINING, "deceiving") if t in tests), None)
+            values = tests[test]["follows_background"] if test else None
+        out[f"follows/{column}"] = float(np.nanmean(values)) if values is not None and np.isfinite(values).any() \
             else math.nan
-    lrp = record.explanations.get("splits", {}).get("in_distribution", {}).get("lrp", {})
+    lrp = record.explanations.get("splits", {}).get(id_split, {}).get("lrp", {})
     out["r"] = float(lrp.get("sum_logit_correlation", math.nan))
     out["absorbed"] = float(lrp.get("absorbed_share", math.nan))
     return out
@@ -134,14 +142,59 @@ def protocol_table(collection: Collection) -> Table | None:
     arms = " ".join(f"*{a.name}*: {a.what}." for a in isnet_protocol.ARMS)
     caption = (
         f"`{isnet_protocol.METHOD}` on the synthetic X-rays (cpu profile, seeds "
-        f"{', '.join(map(str, isnet_protocol.SEEDS))}) under each protocol. {arms} Accuracy (%) per test split; "
-        "follows (%): among the test images re-rendered in the style of another training hospital whose majority "
-        "class is not the image's own, the share predicted as that majority class; LRP r and absorbed (%): the "
-        "in-distribution LRP heatmaps' relevance sums against the logits they explain (Pearson r; the share of the "
-        f"logits the sums leave out). Cell: mean over seeds ±{t_text()}. No arm was chosen by these numbers. "
+        f"{', '.join(map(str, isnet_protocol.SEEDS))}) under each protocol. {arms} Validation accuracy (%) of the "
+        "selected epoch (the in-distribution validation split: the only number the default's rule reads); accuracy "
+        "(%) on the in-distribution test split and on the shifted one (external hospitals; biased MNIST: the deceiving "
+        "split); follows (%): among the test images re-rendered in the style of another training hospital whose "
+        "majority class is not the image's own (biased MNIST: drawn with another class's marker), the share "
+        "predicted as the class the background points to; LRP r and absorbed (%): the in-distribution LRP "
+        "heatmaps' relevance sums against the logits they explain (Pearson r; the share of the logits the sums "
+        f"leave out). Cell: mean over seeds ±{t_text()}. "
         f"Reproduce: `{isnet_protocol.COMMAND}`."
     )
-    header = ["experiment", "arm", "seeds", "in-distribution acc. (%)", "external acc. (%)",
-              "follows, in-distribution (%)", "follows, external (%)", "LRP r", "LRP absorbed (%)", "epochs trained"]
+    header = ["experiment", "arm", "seeds", "validation acc. (%)", "in-distribution acc. (%)", "shifted acc. (%)",
+              "follows, in-distribution (%)", "follows, shifted (%)", "LRP r", "LRP absorbed (%)", "epochs trained"]
     return Table("study_isnet_protocol", isnet_protocol.TITLE, caption, header, cells, pd.DataFrame(data),
                  "llr" + "r" * len(PROTOCOL_COLUMNS))
+
+
+# ------------------------------------------------------------------------------- sweep
+def sweep_table(collection: Collection) -> Table | None:
+    """Per baseline and candidate: the mean selected validation accuracy per experiment (over
+    seeds), their mean, and which candidate the sweep's rule chose."""
+    found: dict[tuple[str, int, str], list[float]] = {}
+    for record in collection.records:
+        if record.status != "ok":
+            continue
+        c = record.config
+        value = record.summary.get("selection", {}).get("selected_val_accuracy")
+        if value is not None:
+            found.setdefault((c["method"], int(c["hparam_index"]), c["experiment"]), []).append(float(value))
+    if not found:
+        return None
+    means = {k: float(np.mean(v)) for k, v in found.items()}
+    chosen = sweep.choose(means)
+    rows, data = [], []
+    for method, candidates in sweep.CANDIDATES.items():
+        for index, hparams in enumerate(candidates):
+            values = [means.get((method, index, e), math.nan) for e in sweep.EXPERIMENTS]
+            changed = {k: v for k, v in hparams.items() if sweep.BEFORE[method].get(k) != v}
+            pick = chosen.get(method, {}).get("candidate") == index
+            label = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in changed.items())
+            seeds = min((len(found.get((method, index, e), [])) for e in sweep.EXPERIMENTS), default=0)
+            rows.append([Cell.code(method), Cell.text(label or "before the sweep"), Cell.text(seeds),
+                         *(Cell.text(num(v)) for v in values), Cell.text(num(float(np.mean(values)))),
+                         Cell.text("**chosen**" if pick else "")])
+            data.append({"method": method, "candidate": index, "changes": label, "seeds": seeds,
+                         **{f"val_accuracy/{e}": v for e, v in zip(sweep.EXPERIMENTS, values, strict=True)},
+                         "mean": float(np.mean(values)), "chosen": pick})
+    caption = (
+        "The baselines' free constants, candidate by candidate, at cpu scale: the selected epoch's in-distribution "
+        f"validation accuracy (%), mean over seeds {', '.join(map(str, sweep.SEEDS))}, per experiment and their mean. "
+        f"Rule, stated before the runs: the candidate with the highest mean replaces the constants before the sweep "
+        f"only when it beats them by more than {100 * sweep.MARGIN:.0f} percentage point; no shifted or test split "
+        f"is read. ISNet keeps the authors' constants. Reproduce: `{sweep.COMMAND}`."
+    )
+    header = ["method", "candidate", "seeds", *(f"{e} (%)" for e in sweep.EXPERIMENTS), "mean (%)", ""]
+    return Table("study_sweep", sweep.TITLE, caption, header, rows, pd.DataFrame(data),
+                 "llr" + "r" * (len(sweep.EXPERIMENTS) + 1) + "l")

@@ -1,0 +1,38 @@
+"""The studies' rules on scripted numbers with known answers."""
+
+from __future__ import annotations
+
+from benchmarks.studies import stopping, sweep
+
+
+def _curve(losses, accuracy=0.9):
+    return [{"epoch": e, "val_loss": v, "val_accuracy": accuracy, "selectable": True} for e, v in enumerate(losses)]
+
+
+def test_the_sweep_keeps_the_constants_unless_a_candidate_beats_them_by_the_margin():
+    base = {("rrr", 0, e): 0.80 for e in sweep.EXPERIMENTS}
+    close = {**base, **{("rrr", 1, e): 0.805 for e in sweep.EXPERIMENTS}}  # +0.5 pp: within the margin
+    assert sweep.choose(close)["rrr"]["candidate"] == 0
+    better = {**base, ("rrr", 2, "synthetic_covid"): 0.84, ("rrr", 2, "synthetic_tb"): 0.79}  # mean +1.5 pp
+    chosen = sweep.choose(better)["rrr"]
+    assert chosen["candidate"] == 2 and chosen["hparams"]["lambda_rrr"] == 5.0
+    assert abs(chosen["mean"] - 0.815) < 1e-12 and chosen["before"] == 0.80
+    missing = {("rrr", 1, "synthetic_covid"): 0.99, **{("rrr", 0, e): 0.5 for e in sweep.EXPERIMENTS}}
+    assert sweep.choose(missing)["rrr"]["candidate"] == 0  # a candidate measured on one experiment only is not judged
+    assert "gain" not in sweep.choose(base)  # no records: nothing to choose
+
+
+def test_every_candidate_is_the_constants_before_the_sweep_with_one_change():
+    for method, candidates in sweep.CANDIDATES.items():
+        assert candidates[0] == sweep.BEFORE[method]
+        for candidate, change in zip(candidates[1:], sweep.CHANGES[method], strict=True):
+            assert {k: v for k, v in candidate.items() if sweep.BEFORE[method][k] != v} == change
+
+
+def test_stopping_rules_on_a_curve_with_a_late_improvement():
+    curve = _curve([1.0, 0.8, 0.7, 0.69, 0.695, 0.69, 0.69, 0.69, 0.69, 0.5, 0.5, 0.5])
+    assert stopping.stop_epochs(curve, stopping.fixed) == 12
+    assert stopping.stop_epochs(curve, stopping.last_quarter) == 8  # flat from epoch 3: stops before the drop
+    assert stopping.stop_epochs(curve, stopping.patience(4)) == 8  # the best (0.69, epoch 3) is 4 epochs old at 8
+    assert stopping.stop_epochs(curve, stopping.patience(6)) == 12  # 5 epochs old when the drop comes
+    assert stopping.apply(curve, stopping.fixed).selected == 9
