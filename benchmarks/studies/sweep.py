@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.training import RunTask, profile_settings
+from benchmarks.run.task import RunTask, profile_settings
 
 EXPERIMENTS = ("synthetic_covid", "synthetic_tb")
 SEEDS = (0, 1)
