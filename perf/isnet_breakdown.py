@@ -104,5 +104,5 @@ def breakdown_row(split: dict[str, tuple[float, float, float]], backbone: str, k
     unit = split["plain"][2]
     row: dict = {"backbone": backbone, "K": k, "plain_s": unit}
     for cand, (c, o, wall) in split.items():
-        row[cand] = {"conv": c / unit, "other": o / unit, "gap": max(wall - c - o, 0.0) / unit, "total": wall / unit}
+        row[cand] = {"conv": c / unit, "other": o / unit, "gap": max(wall - (c + o), 0.0) / unit, "total": wall / unit}
     return row
