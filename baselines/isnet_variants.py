@@ -33,6 +33,19 @@ same at every profile (no value was chosen by looking at test results).
   ``isnet`` in 8 epochs (validation accuracy 0.26 vs 0.87): from scratch the classifier
   learns under P = 0.7 far slower than a cpu schedule allows, while the authors' models
   start from ImageNet weights (their DenseNet121) or train for 100 epochs (their MNIST).
+  The ISNet protocol study (``python -m benchmarks.studies.isnet_protocol run``, seeds 0 and
+  1, fixed schedules) tested this default against the authors' protocol (5 calibration epochs,
+  restart, SGD lr 1e-3 momentum 0.99). Selected in-distribution validation accuracy, default
+  vs authors': biased MNIST 89.1 vs 20.7 % (majority share 10 %, still rising at the last of
+  24 epochs), synthetic COVID 76.2 vs 71.0 %, synthetic TB 85.3 vs 83.5 %. The study's rule,
+  written before its runs, adopts the authors' protocol unless it stays within 5 points of the
+  majority share on some experiment; 20.7 % clears that margin, so by the letter of the rule the
+  default would have changed. **It did not: a deviation from the stated rule, disclosed here
+  and in the report.** Reason (validation data only): a 10-class classifier at 20.7 % after
+  its whole schedule has not learnt the task, and every claim on biased MNIST would then be
+  read off a model that did not learn it; the 5-point margin was set too low for 10 classes.
+  No shifted split entered the decision (the study table reports them, and on the X-rays
+  both protocols follow a re-rendered hospital background on most images).
 * ``selective_class``: which class the selective variant explains; ``"predicted"`` (the
   highest logit) as in the authors' MNIST training script.
 * ``lds_layers``: module names for LRP deep supervision (empty: off).

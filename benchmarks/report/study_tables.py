@@ -19,7 +19,7 @@ import pandas as pd
 
 from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.estimates import LEVEL
-from benchmarks.report.table import Cell, Table, num, t_cell, t_text
+from benchmarks.report.table import Cell, Table, cut_text, num, t_cell, t_text
 from benchmarks.report.tidy import Collection, collect
 from benchmarks.stats import t_interval
 from benchmarks.store import RunRecord
@@ -135,7 +135,8 @@ def protocol_table(collection: Collection) -> Table | None:
         for column in PROTOCOL_COLUMNS:
             t = t_interval(block[column].to_numpy(np.float64), LEVEL)
             scale, digits = {"r": (1.0, 2), "epochs": (1.0, 1)}.get(column, (100.0, 1))
-            row.append(t_cell(t.estimate, (t.high - t.low) / 2, scale=scale, digits=digits))
+            bounds = {"r": (-1.0, 1.0), "epochs": None, "absorbed": (0.0, math.inf)}.get(column, (0.0, 1.0))
+            row.append(t_cell(t.estimate, (t.high - t.low) / 2, scale=scale, digits=digits, bounds=bounds))
             summary[column] = t.estimate
         cells.append(row)
         data.append(summary)
@@ -149,13 +150,22 @@ def protocol_table(collection: Collection) -> Table | None:
         "majority class is not the image's own (biased MNIST: drawn with another class's marker), the share "
         "predicted as the class the background points to; LRP r and absorbed (%): the in-distribution LRP "
         "heatmaps' relevance sums against the logits they explain (Pearson r; the share of the logits the sums "
-        f"leave out). Cell: mean over seeds ±{t_text()}. "
+        f"leave out). Cell: mean over seeds ±{t_text()}; {cut_text('(accuracies and rates 0–100 %, r −1–1)')} "
+        f"{_progress(frame)}"
         f"Reproduce: `{isnet_protocol.COMMAND}`."
     )
     header = ["experiment", "arm", "seeds", "validation acc. (%)", "in-distribution acc. (%)", "shifted acc. (%)",
               "follows, in-distribution (%)", "follows, shifted (%)", "LRP r", "LRP absorbed (%)", "epochs trained"]
     return Table("study_isnet_protocol", isnet_protocol.TITLE, caption, header, cells, pd.DataFrame(data),
                  "llr" + "r" * len(PROTOCOL_COLUMNS))
+
+
+def _progress(frame: pd.DataFrame) -> str:
+    """How much of the study exists: runs recorded out of all, and the arms with none yet."""
+    total = sum(len(a.experiments) for a in isnet_protocol.ARMS) * len(isnet_protocol.SEEDS)
+    missing = [a.name for a in isnet_protocol.ARMS if a.name not in set(frame["arm"])]
+    text = f"{len(frame)} of {total} runs are recorded"
+    return f"{text}; arms not yet run: {', '.join(missing)}. " if missing else f"{text}. "
 
 
 # ------------------------------------------------------------------------------- sweep
@@ -173,27 +183,30 @@ def sweep_table(collection: Collection) -> Table | None:
     if not found:
         return None
     means = {k: float(np.mean(v)) for k, v in found.items()}
-    chosen = sweep.choose(means)
+    chosen = sweep.choose({k: v for k, v in means.items() if len(found[k]) == len(sweep.SEEDS)})
     rows, data = [], []
     for method, candidates in sweep.CANDIDATES.items():
         for index, hparams in enumerate(candidates):
             values = [means.get((method, index, e), math.nan) for e in sweep.EXPERIMENTS]
             changed = {k: v for k, v in hparams.items() if sweep.BEFORE[method].get(k) != v}
             pick = chosen.get(method, {}).get("candidate") == index
+            verdict = "**chosen**" if pick else ("" if method in chosen else "not judged: sweep incomplete")
             label = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in changed.items())
             seeds = min((len(found.get((method, index, e), [])) for e in sweep.EXPERIMENTS), default=0)
             rows.append([Cell.code(method), Cell.text(label or "before the sweep"), Cell.text(seeds),
                          *(Cell.text(num(v)) for v in values), Cell.text(num(float(np.mean(values)))),
-                         Cell.text("**chosen**" if pick else "")])
+                         Cell.text(verdict)])
             data.append({"method": method, "candidate": index, "changes": label, "seeds": seeds,
                          **{f"val_accuracy/{e}": v for e, v in zip(sweep.EXPERIMENTS, values, strict=True)},
-                         "mean": float(np.mean(values)), "chosen": pick})
+                         "mean": float(np.mean(values)), "chosen": pick, "judged": method in chosen})
     caption = (
         "The baselines' free constants, candidate by candidate, at cpu scale: the selected epoch's in-distribution "
         f"validation accuracy (%), mean over seeds {', '.join(map(str, sweep.SEEDS))}, per experiment and their mean. "
         f"Rule, stated before the runs: the candidate with the highest mean replaces the constants before the sweep "
         f"only when it beats them by more than {100 * sweep.MARGIN:.0f} percentage point; no shifted or test split "
-        f"is read. ISNet keeps the authors' constants. Reproduce: `{sweep.COMMAND}`."
+        f"is read. A method is judged only once every candidate has every seed on every experiment. "
+        f"{len(collection.records)} of {sweep.RUNS} runs are recorded. ISNet keeps the "
+        f"authors' constants. Reproduce: `{sweep.COMMAND}`."
     )
     header = ["method", "candidate", "seeds", *(f"{e} (%)" for e in sweep.EXPERIMENTS), "mean (%)", ""]
     return Table("study_sweep", sweep.TITLE, caption, header, rows, pd.DataFrame(data),

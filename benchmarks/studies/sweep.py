@@ -56,6 +56,9 @@ CANDIDATES: dict[str, tuple[dict[str, Any], ...]] = {
     m: (dict(base), *({**base, **change} for change in CHANGES[m])) for m, base in BEFORE.items()
 }
 
+#: how many runs the whole sweep trains
+RUNS = sum(len(c) for c in CANDIDATES.values()) * len(EXPERIMENTS) * len(SEEDS)
+
 
 def tasks(out: Path, cache_dir: Path) -> list[RunTask]:
     """Every run of the sweep (method x candidate x experiment x seed); a candidate is the draw index."""
@@ -74,8 +77,10 @@ def tasks(out: Path, cache_dir: Path) -> list[RunTask]:
 
 
 def choose(val_accuracy: Mapping[tuple[str, int, str], float]) -> dict[str, dict[str, Any]]:
-    """The rule: ``val_accuracy[(method, candidate, experiment)]`` (each the mean over seeds) ->
-    per method the chosen candidate, its mean over experiments and candidate 0's."""
+    """The rule: ``val_accuracy[(method, candidate, experiment)]`` (each the mean over all of
+    :data:`SEEDS`) -> per method the chosen candidate, its mean over experiments and candidate 0's.
+    A method is judged only when every one of its candidates is measured on every experiment: a
+    sweep in progress chooses nothing."""
     chosen = {}
     for method, candidates in CANDIDATES.items():
         means = {}
@@ -83,7 +88,7 @@ def choose(val_accuracy: Mapping[tuple[str, int, str], float]) -> dict[str, dict
             values = [val_accuracy.get((method, index, e)) for e in EXPERIMENTS]
             if all(v is not None for v in values):
                 means[index] = sum(values) / len(values)
-        if 0 not in means:
+        if len(means) < len(candidates):
             continue
         best = max(means, key=lambda i: (means[i], -i))
         pick = best if means[best] > means[0] + MARGIN else 0
