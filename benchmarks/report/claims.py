@@ -20,6 +20,7 @@ when any experiment contradicts it, ``holds`` when every measuring experiment su
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -32,6 +33,7 @@ from benchmarks.report.chance import CHANCE_RULE, DEGENERATE_SHARE, LEARNING_RUL
 from benchmarks.report.comparisons import ESTIMATOR
 from benchmarks.report.estimates import ALPHA, LEVEL
 from benchmarks.report.explanation_estimates import CLAIM_EXPLAINER, faithful
+from benchmarks.report.roles import MethodRoles
 
 HOLDS, FAILS, UNCLEAR, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
 NO_REFERENCE = "no runs of a reference method (role `reference` in the records)"
@@ -88,6 +90,20 @@ def _keys(analysis: Analysis) -> list[tuple[str, str]]:
 
 
 REFERENCE_DID_NOT_LEARN = "ISNet did not learn this experiment (at chance on its in-distribution test split)"
+
+
+def _judged(analysis: Analysis, claim: Claim,
+            keys: list[tuple[str, str]] | None = None) -> Iterator[tuple[tuple[str, str], MethodRoles]]:
+    """The experiments (``keys``, default :func:`_keys`) where ISNet ran and learnt, with their
+    cast; the others get their "not measured" finding in ``claim``."""
+    for key in _keys(analysis) if keys is None else keys:
+        cast = analysis.cast[key]
+        if cast.reference is None:
+            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
+        elif did_not_learn(analysis, key, cast.reference):
+            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
+        else:
+            yield key, cast
 
 
 def _learners(analysis: Analysis, key: tuple[str, str], methods: list[str]) -> tuple[list[str], list[str]]:
@@ -193,17 +209,8 @@ def claim_beats(analysis: Analysis, baselines: str) -> Claim:
            "and the plain baseline are left out)."),
     )
     paired = analysis.paired
-    for key in _keys(analysis):
+    for key, cast in _judged(analysis, claim, [k for k in _keys(analysis) if analysis.roles[k].shift_splits]):
         roles = analysis.roles[key]
-        cast = analysis.cast[key]
-        if not roles.shift_splits:
-            continue
-        if cast.reference is None:
-            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
-            continue
-        if did_not_learn(analysis, key, cast.reference):
-            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
-            continue
         others, unlearnt = _learners(analysis, key, cast.plain if plain else cast.comparisons)
         if not others:
             claim.findings.append(Finding(*key, NOT_MEASURED, f"no {who} runs" + _unlearnt_text(unlearnt)))
@@ -246,14 +253,7 @@ def claim_background(analysis: Analysis) -> Claim:
         "other explainers are in the explanation tables.",
     )
     rel = analysis.relevance_paired
-    for key in _keys(analysis):
-        cast = analysis.cast[key]
-        if cast.reference is None:
-            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
-            continue
-        if did_not_learn(analysis, key, cast.reference):
-            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
-            continue
+    for key, cast in _judged(analysis, claim):
         learners, unlearnt = _learners(analysis, key, cast.baselines())
         block = rel[(rel["experiment"] == key[0]) & (rel["profile"] == key[1])] if not rel.empty else rel
         if not block.empty:
@@ -305,14 +305,7 @@ def claim_behaviour(analysis: Analysis) -> Claim:
         f"explainer is involved: the images change, the predictions are compared. {LEARNING_RULE}",
     )
     paired = analysis.behaviour_paired
-    for key in _keys(analysis):
-        cast = analysis.cast[key]
-        if cast.reference is None:
-            claim.findings.append(Finding(*key, NOT_MEASURED, NO_REFERENCE))
-            continue
-        if did_not_learn(analysis, key, cast.reference):
-            claim.findings.append(Finding(*key, NOT_MEASURED, REFERENCE_DID_NOT_LEARN))
-            continue
+    for key, cast in _judged(analysis, claim):
         learners, unlearnt = _learners(analysis, key, cast.baselines())
         block = paired[(paired["experiment"] == key[0]) & (paired["profile"] == key[1])] if not paired.empty \
             else paired

@@ -23,7 +23,6 @@ optional). No test split enters the rule.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,23 +96,16 @@ COMMAND = "python -m benchmarks.studies.isnet_protocol run --out results/studies
 TITLE = "ISNet's X-ray protocol against the authors'"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.isnet_protocol",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "list"])
-    parser.add_argument("--out", type=Path, default=Path("results/studies/isnet_protocol"))
-    parser.add_argument("--cache-dir", type=Path, default=Path("datasets/cache"))
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args(argv)
-    made = tasks(args.out.resolve(), args.cache_dir.resolve())
-    if args.command == "list":
-        for arm in ARMS:
-            print(f"{arm.name}: {arm.what}")
-        print(f"{len(made)} runs")
-        return 0
-    from benchmarks.studies.running import run_tasks
+def _listing(made: list[RunTask]) -> None:
+    for arm in ARMS:
+        print(f"{arm.name}: {arm.what}")
+    print(f"{len(made)} runs")
 
-    return run_tasks(made, args.out, args.jobs)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks.studies.running import study_main
+
+    return study_main("isnet_protocol", __doc__, tasks, argv, listing=_listing)
 
 
 if __name__ == "__main__":

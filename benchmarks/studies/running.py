@@ -4,8 +4,9 @@ in ``<out>/invocations.jsonl``."""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,3 +44,21 @@ def run_tasks(tasks: Sequence[RunTask], out: Path, jobs: int) -> int:
             print(f"  {outcome.status}: {outcome.task.label}: {outcome.message}")
     print(f"finished in {monitor.wall:.0f} s: {counts}")
     return 1 if counts["error"] else 0
+
+
+def study_main(name: str, doc: str, tasks: Callable[[Path, Path], list[RunTask]], argv: Sequence[str] | None,
+               listing: Callable[[list[RunTask]], None] | None = None) -> int:
+    """The command of study ``name`` (``python -m benchmarks.studies.<name> run``; ``list`` too
+    where ``listing`` prints the study's plan): its records go to ``results/studies/<name>``
+    unless ``--out`` says otherwise."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.studies.{name}", description=doc.split("\n\n")[0])
+    parser.add_argument("command", choices=["run", "list"] if listing else ["run"])
+    parser.add_argument("--out", type=Path, default=Path("results/studies") / name)
+    parser.add_argument("--cache-dir", type=Path, default=Path("datasets/cache"))
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    made = tasks(args.out.resolve(), args.cache_dir.resolve())
+    if args.command == "list" and listing is not None:
+        listing(made)
+        return 0
+    return run_tasks(made, args.out, args.jobs)

@@ -18,7 +18,6 @@ validation split is read.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -130,15 +129,9 @@ def tasks(out: Path, cache_dir: Path) -> list[RunTask]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.stopping", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run"])
-    parser.add_argument("--out", type=Path, default=Path("results/studies/stopping"))
-    parser.add_argument("--cache-dir", type=Path, default=Path("datasets/cache"))
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args(argv)
-    from benchmarks.studies.running import run_tasks
+    from benchmarks.studies.running import study_main
 
-    return run_tasks(tasks(args.out.resolve(), args.cache_dir.resolve()), args.out, args.jobs)
+    return study_main("stopping", __doc__, tasks, argv)
 
 
 if __name__ == "__main__":

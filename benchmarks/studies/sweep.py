@@ -16,7 +16,6 @@ the default grid, each cited in its plugin's docstring.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,15 +97,9 @@ def choose(val_accuracy: Mapping[tuple[str, int, str], float]) -> dict[str, dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run"])
-    parser.add_argument("--out", type=Path, default=Path("results/studies/sweep"))
-    parser.add_argument("--cache-dir", type=Path, default=Path("datasets/cache"))
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args(argv)
-    from benchmarks.studies.running import run_tasks
+    from benchmarks.studies.running import study_main
 
-    return run_tasks(tasks(args.out.resolve(), args.cache_dir.resolve()), args.out, args.jobs)
+    return study_main("sweep", __doc__, tasks, argv)
 
 
 if __name__ == "__main__":
