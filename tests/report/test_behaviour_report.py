@@ -112,3 +112,18 @@ def test_a_method_that_did_not_learn_is_marked_and_left_out_of_the_claims(tmp_pa
     learnt_then_chance = set(zip(failures["method"], failures["split"], strict=True))
     assert learnt_then_chance == {("standard", "deceiving")}
     assert "Failures explained" in text and "standard" in text.split("Failures explained")[1][:3000]
+
+
+def test_a_smoke_report_says_first_and_beside_every_claim_that_it_is_not_evidence(tmp_path):
+    root = tmp_path / "records"
+    for seed in (0, 1):
+        write_run(root, "isnet", seed, {"biased": 0.95, "unbiased": 0.9, "deceiving": 0.9}, follows=0.1,
+                  faithful=True)
+        write_run(root, "standard", seed, {"biased": 0.95, "unbiased": 0.7, "deceiving": 0.5}, follows=0.5,
+                  faithful=True)
+    files, _ = generate(root, figures=False)
+    readme = files["README.md"].decode()
+    warning = readme.index(f"**Warning: records of the {cl.SMOKE_NOTE}")
+    assert warning < readme.index("**Claim 1")  # before any verdict
+    claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
+    assert readme.count(f"**{cl.SMOKE_NOTE}.**") >= len(claims[claims["experiment"] != "(overall)"].dropna())
