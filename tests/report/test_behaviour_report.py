@@ -15,6 +15,20 @@ from benchmarks.report.build import generate
 
 from .conftest import write_run
 
+ISNET_ACCURACY = {"biased": 0.95, "unbiased": 0.9, "deceiving": 0.9}
+STANDARD_ACCURACY = {"biased": 0.95, "unbiased": 0.7, "deceiving": 0.5}
+
+
+def _isnet_and_standard(tmp_path, seeds, isnet: dict, standard: dict) -> dict[str, bytes]:
+    """The report's files for ISNet and the standard classifier on the fake biased experiment
+    (ISNet level across splits, the standard classifier falling on the shifted ones)."""
+    root = tmp_path / "records"
+    for seed in seeds:
+        write_run(root, "isnet", seed, ISNET_ACCURACY, **isnet)
+        write_run(root, "standard", seed, STANDARD_ACCURACY, **standard)
+    files, _ = generate(root, figures=False)
+    return files
+
 
 def _copy(kind: str, source: int, pred: list[int], points_to: list[int]) -> dict[str, np.ndarray]:
     return {"kind": np.asarray(kind), "source": np.asarray(source), "pred": np.asarray(pred),
@@ -45,13 +59,7 @@ def test_rerenderings_are_pooled_by_source_and_the_images_own_source_is_left_out
 
 
 def test_claim_6_fails_when_isnet_follows_the_background_more(tmp_path):
-    root = tmp_path / "records"
-    for seed in (0, 1, 2):
-        write_run(root, "isnet", seed, {"biased": 0.95, "unbiased": 0.9, "deceiving": 0.9}, follows=0.5,
-                  faithful=True)
-        write_run(root, "standard", seed, {"biased": 0.95, "unbiased": 0.7, "deceiving": 0.5}, follows=0.1,
-                  faithful=True)
-    files, _ = generate(root, figures=False)
+    files = _isnet_and_standard(tmp_path, (0, 1, 2), dict(follows=0.5, faithful=True), dict(follows=0.1, faithful=True))
     claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
     overall = claims[claims["experiment"] == "(overall)"].set_index("claim")["verdict"]
     assert overall[6] == cl.FAILS and overall[2] == cl.HOLDS
@@ -65,13 +73,7 @@ def test_claim_6_fails_when_isnet_follows_the_background_more(tmp_path):
 
 
 def test_claim_4_does_not_read_heatmaps_that_do_not_account_for_the_logits(tmp_path):
-    root = tmp_path / "records"
-    for seed in (0, 1):
-        write_run(root, "isnet", seed, {"biased": 0.95, "unbiased": 0.9, "deceiving": 0.9}, inside=0.95,
-                  faithful=False)
-        write_run(root, "standard", seed, {"biased": 0.95, "unbiased": 0.7, "deceiving": 0.5}, inside=0.3,
-                  faithful=True)
-    files, _ = generate(root, figures=False)
+    files = _isnet_and_standard(tmp_path, (0, 1), dict(inside=0.95, faithful=False), dict(inside=0.3, faithful=True))
     claims = pd.read_csv(io.BytesIO(files["tables/claims.csv"]))
     finding = claims[(claims["claim"] == 4) & (claims["experiment"] == "fake_bias")].iloc[0]
     assert finding["verdict"] == cl.NOT_MEASURED
@@ -115,13 +117,7 @@ def test_a_method_that_did_not_learn_is_marked_and_left_out_of_the_claims(tmp_pa
 
 
 def test_a_smoke_report_says_first_and_beside_every_claim_that_it_is_not_evidence(tmp_path):
-    root = tmp_path / "records"
-    for seed in (0, 1):
-        write_run(root, "isnet", seed, {"biased": 0.95, "unbiased": 0.9, "deceiving": 0.9}, follows=0.1,
-                  faithful=True)
-        write_run(root, "standard", seed, {"biased": 0.95, "unbiased": 0.7, "deceiving": 0.5}, follows=0.5,
-                  faithful=True)
-    files, _ = generate(root, figures=False)
+    files = _isnet_and_standard(tmp_path, (0, 1), dict(follows=0.1, faithful=True), dict(follows=0.5, faithful=True))
     readme = files["README.md"].decode()
     warning = readme.index(f"**Warning: records of the {cl.SMOKE_NOTE}")
     assert warning < readme.index("**Claim 1")  # before any verdict
