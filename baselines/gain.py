@@ -13,8 +13,14 @@ Loss, for images ``I``, labels ``c`` and foreground masks ``M``::
   sigma = 0.5) erases the attended region, ``I* = I - T(A) * I``; ``L_am`` is the true
   class's score on ``I*``, here its softmax probability (GAIN's ``s^c`` is a sigmoid score
   for multi-label data; a probability keeps the term bounded for single-label classes, where
-  a logit could be driven to minus infinity), averaged over the batch; alpha = 1;
+  a logit could be driven to minus infinity), averaged over the batch; alpha = 0.3;
 * external supervision: ``L_e = mean((A - M)^2)`` over pixels and images, w = 10.
+
+alpha = 0.3 replaced the paper's alpha = 1 by the suite's validation sweep
+(``python -m benchmarks.studies.sweep run``, the report's table "Validation sweep of the
+baselines"): mean selected in-distribution validation accuracy over synthetic COVID-19 and
+tuberculosis, seeds 0 and 1, 87.0 % against 81.3 % with alpha = 1 (w = 1: 86.3 %). No shifted or
+test split took part.
 
 Gradients are clipped at norm 1 by default (``grad_clip``): the second-order terms can
 spike early in training.
@@ -126,8 +132,8 @@ def attention_mining_loss(
     "gain",
     needs_masks=True,
     defaults={
-        "lr": 1e-3, "weight_decay": 0.0, "alpha": 1.0, "omega": 10.0, "sigma": 0.5, "w_e": 10.0, "grad_clip": 1.0
-    },
+        "lr": 1e-3, "weight_decay": 0.0, "alpha": 0.3, "omega": 10.0, "sigma": 0.5, "w_e": 10.0, "grad_clip": 1.0
+    },  # alpha: the validation sweep's choice (module docstring)
     search_space={
         "lr": ("loguniform", 1e-4, 3e-3),
         "alpha": [0.3, 1.0, 3.0],

@@ -20,6 +20,7 @@ import pandas as pd
 from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.estimates import LEVEL
 from benchmarks.report.table import Cell, Table, cut_text, num, t_cell, t_text
+from benchmarks.registry import discover_methods
 from benchmarks.report.tidy import Collection, collect
 from benchmarks.stats import t_interval
 from benchmarks.store import RunRecord
@@ -184,13 +185,16 @@ def sweep_table(collection: Collection) -> Table | None:
         return None
     means = {k: float(np.mean(v)) for k, v in found.items()}
     chosen = sweep.choose({k: v for k, v in means.items() if len(found[k]) == len(sweep.SEEDS)})
+    defaults = {name: dict(spec.defaults) for name, spec in discover_methods().items()}
     rows, data = [], []
     for method, candidates in sweep.CANDIDATES.items():
         for index, hparams in enumerate(candidates):
             values = [means.get((method, index, e), math.nan) for e in sweep.EXPERIMENTS]
             changed = {k: v for k, v in hparams.items() if sweep.BEFORE[method].get(k) != v}
             pick = chosen.get(method, {}).get("candidate") == index
-            verdict = "**chosen**" if pick else ("" if method in chosen else "not judged: sweep incomplete")
+            is_default = defaults.get(method) == hparams
+            verdict = ("**chosen**" + ("" if is_default else ", not the plugin's default yet") if pick
+                       else ("" if method in chosen else "not judged: sweep incomplete"))
             label = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in changed.items())
             seeds = min((len(found.get((method, index, e), [])) for e in sweep.EXPERIMENTS), default=0)
             rows.append([Cell.code(method), Cell.text(label or "before the sweep"), Cell.text(seeds),
@@ -198,13 +202,15 @@ def sweep_table(collection: Collection) -> Table | None:
                          Cell.text(verdict)])
             data.append({"method": method, "candidate": index, "changes": label, "seeds": seeds,
                          **{f"val_accuracy/{e}": v for e, v in zip(sweep.EXPERIMENTS, values, strict=True)},
-                         "mean": float(np.mean(values)), "chosen": pick, "judged": method in chosen})
+                         "mean": float(np.mean(values)), "chosen": pick, "judged": method in chosen,
+                         "default": is_default})
     caption = (
         "The baselines' free constants, candidate by candidate, at cpu scale: the selected epoch's in-distribution "
         f"validation accuracy (%), mean over seeds {', '.join(map(str, sweep.SEEDS))}, per experiment and their mean. "
         f"Rule, stated before the runs: the candidate with the highest mean replaces the constants before the sweep "
         f"only when it beats them by more than {100 * sweep.MARGIN:.0f} percentage point; no shifted or test split "
-        f"is read. A method is judged only once every candidate has every seed on every experiment. "
+        f"is read. A method is judged only once every candidate has every seed on every experiment; a chosen "
+        f"candidate is the default of the grid once its plugin's declared defaults equal it. "
         f"{len(collection.records)} of {sweep.RUNS} runs are recorded. ISNet keeps the "
         f"authors' constants. Reproduce: `{sweep.COMMAND}`."
     )

@@ -3,8 +3,10 @@
 ``python -m benchmarks.studies.sweep run [--out results/studies/sweep]`` trains each baseline
 with each of its :data:`CANDIDATES` on ``synthetic_covid`` and ``synthetic_tb`` (cpu profile,
 seeds 0 and 1). Candidate 0 is the method's constants before the sweep (:data:`BEFORE`); the
-others change the method's own loss weight or warm-up (or, for the methods trained by
-cross-entropy alone, the learning rate), one value below and one above.
+others change one constant at a time, one value below and one above: the method's own loss weight
+or warm-up (or, for the methods trained by cross-entropy alone, the learning rate), and also HAM's
+margin and ViT's weight decay. Constants are not crossed (a one-at-a-time sweep, sized for 2 cores);
+ViT's patch size and warm-up are fixed by its cpu architecture and not swept.
 
 The rule that picks, written before the runs (DomainBed's training-domain validation): per
 method, the candidate with the highest selected in-distribution validation accuracy, averaged
@@ -45,11 +47,11 @@ BEFORE: dict[str, dict[str, Any]] = {
 CHANGES: dict[str, tuple[dict[str, Any], ...]] = {
     "ag_sononet": ({"lr": 3e-4}, {"lr": 3e-3}),
     "gain": ({"alpha": 0.3}, {"w_e": 1.0}),
-    "ham": ({"lambda_att": 0.3}, {"lambda_att": 3.0}),
+    "ham": ({"lambda_att": 0.3}, {"lambda_att": 3.0}, {"margin": 0.25}, {"margin": 0.75}),
     "multitask_unet": ({"w_seg": 0.3}, {"w_seg": 3.0}),
     "rrr": ({"lambda_rrr": 0.05}, {"lambda_rrr": 5.0}),
     "segment_then_classify": ({"warmup_epochs": 0}, {"warmup_epochs": 3}),
-    "vit": ({"lr": 2.5e-4}, {"lr": 1e-3}),
+    "vit": ({"lr": 2.5e-4}, {"lr": 1e-3}, {"weight_decay": 0.0}, {"weight_decay": 0.2}),
 }
 CANDIDATES: dict[str, tuple[dict[str, Any], ...]] = {
     m: (dict(base), *({**base, **change} for change in CHANGES[m])) for m, base in BEFORE.items()

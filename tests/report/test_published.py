@@ -39,6 +39,8 @@ def test_suite_numbers_sit_beside_the_published_ones():
     data = table.data.set_index("method")
     assert abs(data.loc["standard", "difference"] - 0.20002) < 1e-12 and data.loc["standard", "published"] == 0.5155
     assert "\\pm" in table.latex()
+    assert "| +20.0 | 99.0 | — |" in text  # standard's own biased split beside, no deceiving run
+    assert data.loc["standard", "suite_mean/biased"] == 0.99 and "`deceiving`" in table.caption
 
 
 def test_a_method_without_runs_shows_a_dash():

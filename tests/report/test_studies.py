@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from benchmarks.report import study_tables
+from benchmarks.report.tidy import collect
 from benchmarks.studies import stopping, sweep
+
+from .conftest import write_run
 
 
 def _curve(losses, accuracy=0.9):
@@ -41,3 +47,32 @@ def test_stopping_rules_on_a_curve_with_a_late_improvement():
     assert stopping.stop_epochs(curve, stopping.patience(4)) == 8  # the best (0.69, epoch 3) is 4 epochs old at 8
     assert stopping.stop_epochs(curve, stopping.patience(6)) == 12  # 5 epochs old when the drop comes
     assert stopping.apply(curve, stopping.fixed).selected == 9
+
+
+def _sweep_records(root, best: int) -> None:
+    """Every rrr candidate on every sweep experiment and seed; candidate ``best`` validates at 0.9, the others at
+    0.8 (write_run's validation accuracy is ``val_accuracy`` minus the loss / 10)."""
+    for index in range(len(sweep.CANDIDATES["rrr"])):
+        for experiment in sweep.EXPERIMENTS:
+            for seed in sweep.SEEDS:
+                write_run(root, "rrr", seed, {"biased": 0.5}, experiment=experiment, hparam_index=index,
+                          val_accuracy=(0.95 if index == best else 0.85))
+
+
+def _row(table, method: str, index: int) -> dict:
+    return table.data.set_index(["method", "candidate"]).loc[(method, index)].to_dict()
+
+
+def test_the_sweep_table_says_whether_the_chosen_candidate_is_the_plugins_default(tmp_path, monkeypatch):
+    _sweep_records(tmp_path, best=2)
+    chosen = sweep.CANDIDATES["rrr"][2]
+    specs = {"rrr": SimpleNamespace(defaults=dict(sweep.BEFORE["rrr"]))}
+    monkeypatch.setattr(study_tables, "discover_methods", lambda: specs)
+    table = study_tables.sweep_table(collect(tmp_path))
+    row = _row(table, "rrr", 2)
+    assert row["chosen"] and not row["default"] and abs(row["mean"] - 0.9) < 1e-9
+    assert "**chosen**, not the plugin's default yet" in table.markdown()
+    assert not _row(table, "rrr", 0)["chosen"] and "not judged: sweep incomplete" in table.markdown()  # gain: no runs
+    specs["rrr"] = SimpleNamespace(defaults=dict(chosen))
+    table = study_tables.sweep_table(collect(tmp_path))
+    assert _row(table, "rrr", 2)["default"] and "not the plugin's default yet" not in table.markdown()
