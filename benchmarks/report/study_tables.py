@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.registry import discover_methods
 from benchmarks.report import behaviour_estimates as bh
 from benchmarks.report.estimates import LEVEL
 from benchmarks.report.table import Cell, Table, cut_text, num, t_cell, t_text
-from benchmarks.registry import discover_methods
 from benchmarks.report.tidy import Collection, collect
 from benchmarks.stats import t_interval
 from benchmarks.store import RunRecord

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from benchmarks.report import study_tables
 from benchmarks.report.tidy import collect
@@ -76,3 +79,14 @@ def test_the_sweep_table_says_whether_the_chosen_candidate_is_the_plugins_defaul
     specs["rrr"] = SimpleNamespace(defaults=dict(chosen))
     table = study_tables.sweep_table(collect(tmp_path))
     assert _row(table, "rrr", 2)["default"] and "not the plugin's default yet" not in table.markdown()
+
+
+def test_every_choice_of_the_committed_sweep_is_its_plugins_default():
+    """The default grid uses what the committed sweep chose: a judged method whose chosen candidate is not its
+    plugin's declared defaults fails here (and its row in the report says so)."""
+    root = Path(__file__).resolve().parents[2] / "results" / "studies" / "sweep"
+    if not (root / "runs").is_dir():
+        pytest.skip("no committed sweep records in this checkout")
+    table = study_tables.sweep_table(collect(root))
+    chosen = table.data[table.data["chosen"]]
+    assert chosen["default"].all(), chosen[["method", "changes"]].to_dict("records")
