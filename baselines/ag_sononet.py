@@ -27,6 +27,13 @@ pools rounding up: 28 -> 14 -> 7 -> 4).
 
 ``explain`` returns the two gates' attention maps, upsampled to the image and averaged,
 ``[B, 1, H, W]`` (class-agnostic: the gates do not depend on the target).
+
+lr 1e-3 and weight decay 1e-5 are kept by the suite's validation sweep (``python -m
+benchmarks.studies.sweep run``, the report's table
+"Validation sweep of the baselines"; mean selected in-distribution validation accuracy over synthetic
+COVID-19 and tuberculosis, seeds 0 and 1; a candidate replaces the constants only when more than 1 pp
+better): 93.1 %, against 91.3 / 93.9 % for
+lr 3e-4 / 3e-3.
 """
 
 from __future__ import annotations

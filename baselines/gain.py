@@ -19,7 +19,7 @@ Loss, for images ``I``, labels ``c`` and foreground masks ``M``::
 alpha = 0.3 replaced the paper's alpha = 1 by the suite's validation sweep
 (``python -m benchmarks.studies.sweep run``, the report's table "Validation sweep of the
 baselines"): mean selected in-distribution validation accuracy over synthetic COVID-19 and
-tuberculosis, seeds 0 and 1, 87.0 % against 81.3 % with alpha = 1 (w = 1: 86.3 %). No shifted or
+tuberculosis, seeds 0 and 1, 87.0 % against 81.2 % with alpha = 1 (w = 1: 86.2 %). No shifted or
 test split took part.
 
 Gradients are clipped at norm 1 by default (``grad_clip``): the second-order terms can
