@@ -105,6 +105,24 @@ def test_gain_soft_mask_and_attention_mining() -> None:
     assert float(l_am.detach()) == pytest.approx(0.5, abs=1e-4)
 
 
+def test_gain_attention_mining_leaves_batchnorm_statistics_alone() -> None:
+    """The erased images train the weights through L_am but never enter the running statistics;
+    the layer's momentum is restored afterwards."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(2, 2)).train()
+    bn = model[1]
+    mean, var = bn.running_mean.clone(), bn.running_var.clone()
+    images = torch.rand(4, 1, 6, 6) + 3.0  # far from the initial statistics: any update would show
+    l_am = attention_mining_loss(model, images, torch.full_like(images, 0.2), torch.zeros(4, dtype=torch.long),
+                                 omega=10.0, sigma=0.5)
+    assert torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var) and bn.momentum == 0.1
+    l_am.backward()
+    assert model[0].weight.grad is not None and model[0].weight.grad.abs().sum() > 0
+    model(images)  # an ordinary training pass still updates them
+    assert not torch.equal(bn.running_mean, mean)
+
+
 # ----------------------------------------------------------------------------- multi-task U-Net
 def test_multitask_segmentation_loss_is_zero_for_the_perfect_mask() -> None:
     mask = square_mask()
