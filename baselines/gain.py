@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.api import Batch, Method, ModelContext, register_method
+from benchmarks.architectures import batchnorm_momentum
 
 
 class GradCAM:
@@ -129,28 +130,13 @@ def supervision_loss(cam: Tensor, masks: Tensor) -> Tensor:
     return F.mse_loss(cam, masks)
 
 
-@contextmanager
-def batchnorm_statistics_frozen(model: nn.Module) -> Iterator[None]:
-    """Forward passes inside the block leave every BatchNorm layer's running statistics as they
-    were (momentum 0); the layers still normalise with the batch's own statistics in training."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in layers]
-    for m in layers:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum in zip(layers, saved, strict=True):
-            m.momentum = momentum
-
-
 def attention_mining_loss(
     model: nn.Module, images: Tensor, cam: Tensor, labels: Tensor, omega: float, sigma: float
 ) -> Tensor:
     """``L_am``: mean true-class probability on the image with the attended region erased. The
     erased images do not enter the running statistics (see the module docstring)."""
     erased = images - soft_mask(cam, omega, sigma) * images
-    with batchnorm_statistics_frozen(model):
+    with batchnorm_momentum(model, 0.0):  # the running statistics stay as the clean pass left them
         prob = F.softmax(model(erased), dim=1)
     return prob.gather(1, labels.view(-1, 1)).mean()
 

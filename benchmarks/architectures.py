@@ -7,6 +7,9 @@ use it. Backbones come from torchvision or timm by name; weights are never downl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -171,3 +174,19 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> None:
                 )
                 return
     raise ValueError(f"{type(model).__name__} has no Conv2d whose input channels could be adapted")
+
+
+@contextmanager
+def batchnorm_momentum(model: nn.Module, momentum: float | None) -> Iterator[None]:
+    """Every BatchNorm layer of ``model`` uses ``momentum`` inside the block, its own after it:
+    0 leaves the running statistics untouched by training-mode passes, ``None`` makes them a
+    cumulative average of the batches seen."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in layers]
+    for m in layers:
+        m.momentum = momentum
+    try:
+        yield
+    finally:
+        for m, before in zip(layers, saved, strict=True):
+            m.momentum = before

@@ -13,13 +13,14 @@ reported, never used to choose anything.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from benchmarks.api import Dataset
+from benchmarks.api import Batch, Dataset
+from benchmarks.architectures import batchnorm_momentum
 
 
 def reestimate_batchnorm(model: nn.Module, batches: Iterable[Tensor]) -> int:
@@ -27,33 +28,26 @@ def reestimate_batchnorm(model: nn.Module, batches: Iterable[Tensor]) -> int:
     the cumulative average over ``batches`` (training-mode forward passes, no gradients, weights
     untouched); returns the number of layers re-estimated. ``model`` is left in eval mode."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in layers]
     for m in layers:
         m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch counts equally
     model.train()
-    with torch.no_grad():
+    with torch.no_grad(), batchnorm_momentum(model, None):  # cumulative average: every batch counts equally
         for images in batches:
             model(images)
-    for m, momentum in zip(layers, saved, strict=True):
-        m.momentum = momentum
     model.eval()
     return len(layers)
 
 
-def _batches(split: Dataset, size: int) -> Iterable[Tensor]:
+def _batches(split: Dataset, size: int = 256) -> Iterator[Batch]:
     for start in range(0, len(split), size):
-        yield split.batch(torch.arange(start, min(start + size, len(split)))).images
+        yield split.batch(torch.arange(start, min(start + size, len(split))))
 
 
-def accuracy(model: nn.Module, split: Dataset, size: int = 256) -> float:
+def accuracy(model: nn.Module, split: Dataset) -> float:
     """Eval-mode accuracy of ``model`` on ``split``."""
     model.eval()
-    right = 0
     with torch.no_grad():
-        for start in range(0, len(split), size):
-            batch = split.batch(torch.arange(start, min(start + size, len(split))))
-            right += int((model(batch.images).argmax(1) == batch.labels).sum())
+        right = sum(int((model(b.images).argmax(1) == b.labels).sum()) for b in _batches(split))
     return right / len(split)
 
 
@@ -87,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = method.export()
     splits = {"val": bundle.val, **bundle.tests}
     before = {name: accuracy(model, split) for name, split in splits.items()}
-    layers = reestimate_batchnorm(model, _batches(bundle.train, 256))
+    layers = reestimate_batchnorm(model, (b.images for b in _batches(bundle.train)))
     after = {name: accuracy(model, split) for name, split in splits.items()}
     print(f"{args.experiment}/{args.method}/seed{args.seed}: selected epoch {state['epoch']}, "
           f"{layers} BatchNorm layers re-estimated on {len(bundle.train)} clean training images")
